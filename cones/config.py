@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import typing
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, Self
 
 __all__ = ["DiscriminatorConfig", "GeneratorConfig", "JsonConfig", "LossWeights", "NormalizationConfig"]
@@ -47,6 +48,8 @@ class JsonConfig:
 def _to_plain(value: Any) -> Any:
     if isinstance(value, JsonConfig):
         return value.to_dict()
+    if isinstance(value, Enum):
+        return value.value  # weights_only loading refuses enum objects
     if isinstance(value, tuple | list):
         return [_to_plain(item) for item in value]
     return value

@@ -97,7 +97,9 @@ def generator_loss(
         weights: lambda_rec, lambda_adv, lambda_fm, lambda_reg.
     """
     if fake_image.shape != real_image.shape:
-        raise ValueError(f"fake and real images differ in shape: {tuple(fake_image.shape)} vs {tuple(real_image.shape)}")
+        raise ValueError(
+            f"fake and real images differ in shape: {tuple(fake_image.shape)} vs {tuple(real_image.shape)}"
+        )
     reconstruction = F.l1_loss(fake_image, real_image)
     adversarial = generator_adversarial_loss(fake_features)
     matching = feature_matching_loss(real_features, fake_features)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -42,7 +44,7 @@ class ShiftModulatedMLP(nn.Module):
             )
         sizes = [in_features] + [width] * hidden_layers + [out_features]
         self.layers = nn.ModuleList(
-            nn.Conv2d(fan_in, fan_out, kernel_size=1) for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True)
+            nn.Conv2d(fan_in, fan_out, kernel_size=1) for fan_in, fan_out in pairwise(sizes)
         )
         self.negative_slope = negative_slope
 

@@ -1,0 +1,66 @@
+"""The human-readable summary that ``cones info MODEL`` prints.
+
+It is read from the card and the stored tensors alone, without building the network, so it also
+works for a model whose architecture is too large to instantiate comfortably on the machine at hand.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cones.checkpoint.card import ModelCard
+from cones.checkpoint.layout import TRAINING_STATE_KEY
+from cones.checkpoint.reading import load_checkpoint
+from cones.sequences import Sequence
+
+__all__ = ["describe_model"]
+
+_NOT_RECORDED = "not recorded"
+
+
+def describe_model(path: str | os.PathLike[str]) -> str:
+    """Describe a model file: what it synthesizes, its size, how it normalises, and where it came from.
+
+    Args:
+        path: a file written by :func:`~cones.checkpoint.save_model`.
+
+    Returns:
+        Multi-line text, one ``label: value`` per line after a title line.
+
+    Raises:
+        CheckpointError: the file is refused (see :func:`~cones.checkpoint.load_checkpoint`).
+    """
+    path = Path(path)
+    raw = load_checkpoint(path)
+    card = ModelCard.from_dict(raw["card"])
+    provenance, normalization, generator = card.provenance, card.normalization, card.generator
+    parameters = sum(tensor.numel() for tensor in raw["generator_state"].values())
+    has_training_state = TRAINING_STATE_KEY in raw
+    rows = [
+        ("architecture", f"{card.architecture.value} (preset: {card.preset or 'custom'})"),
+        ("synthesizes", f"{_names(card.sources)} -> {_names(card.targets)}"),
+        ("parameters", f"{parameters:,}"),
+        ("coordinate extent", f"{generator.coordinate_extent[0]} x {generator.coordinate_extent[1]} pixels"),
+        (
+            "normalization",
+            f"foreground (> {normalization.foreground_threshold:g}) percentiles "
+            f"{normalization.lower_percentile:g}-{normalization.upper_percentile:g} -> [-1, 1]; "
+            f"output scale {normalization.output_scale:g}",
+        ),
+        ("iterations", f"{provenance.iterations:,}"),
+        ("created", provenance.created),
+        ("CoNeS version", provenance.cones_version),
+        ("git commit", provenance.git_commit or _NOT_RECORDED),
+        ("data fingerprint", provenance.data_fingerprint),
+        ("data", provenance.data_description or _NOT_RECORDED),
+        ("command", provenance.command or _NOT_RECORDED),
+        ("training state", "present (training can resume)" if has_training_state else "absent (inference only)"),
+        ("file size", f"{path.stat().st_size / 1e6:.1f} MB"),
+    ]
+    width = max(len(label) for label, _ in rows) + 2
+    return "\n".join([f"CoNeS model {path}", *(f"  {label + ':':<{width}}{value}" for label, value in rows)])
+
+
+def _names(sequences: tuple[Sequence, ...]) -> str:
+    return ", ".join(sequence.display_name for sequence in sequences)

@@ -1,0 +1,23 @@
+"""The identity of a CoNeS model file: its format name and version, and the error for a refused file.
+
+Layout of format version 1, a ``torch.save`` zip archive of plain data only::
+
+    {"format": "cones-model", "format_version": 1, "card": ModelCard.to_dict(),
+     "generator_state": {name: tensor}, "training_state": {...}}   # training_state is optional
+
+A change that an older reader would misread raises :data:`FORMAT_VERSION`, so that reader refuses
+the file and asks for an upgrade instead of guessing.
+"""
+
+from __future__ import annotations
+
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "REQUIRED_KEYS", "TRAINING_STATE_KEY", "CheckpointError"]
+
+FORMAT_NAME = "cones-model"
+FORMAT_VERSION = 1
+TRAINING_STATE_KEY = "training_state"
+REQUIRED_KEYS = frozenset({"format", "format_version", "card", "generator_state"})
+
+
+class CheckpointError(ValueError):
+    """A model file was refused (or could not be written); the message names the file and the reason."""
