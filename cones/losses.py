@@ -56,9 +56,7 @@ def feature_matching_loss(real: ScaleFeatures, fake: ScaleFeatures) -> Tensor:
     _check_scales(real, fake)
     per_scale = []
     for real_features, fake_features in zip(real, fake, strict=True):
-        layers = [
-            F.l1_loss(f, r.detach()) for r, f in zip(real_features[:-1], fake_features[:-1], strict=True)
-        ]
+        layers = [F.l1_loss(f, r.detach()) for r, f in zip(real_features[:-1], fake_features[:-1], strict=True)]
         per_scale.append(torch.stack(layers).sum())
     return torch.stack(per_scale).mean()
 

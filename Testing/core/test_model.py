@@ -71,16 +71,24 @@ def test_positional_encoding_rejects_bad_offsets() -> None:
 @pytest.mark.parametrize(("height", "width"), [(237, 191), (32, 32), (45, 64)])
 @pytest.mark.parametrize("stem_stride", [1, 2])
 def test_hypernetwork_keeps_any_input_size(height: int, width: int, stem_stride: int) -> None:
-    network = Hypernetwork(2, latent_channels=11, stem_channels=8, stem_stride=stem_stride,
-                           stage_blocks=(1, 1, 1, 1), stage_widths=(4, 4, 4, 4), fpn_channels=8)
+    network = Hypernetwork(
+        2,
+        latent_channels=11,
+        stem_channels=8,
+        stem_stride=stem_stride,
+        stage_blocks=(1, 1, 1, 1),
+        stage_widths=(4, 4, 4, 4),
+        fpn_channels=8,
+    )
     with torch.no_grad():
         latent = network(torch.randn(1, 2, height, width))
     assert latent.shape == (1, 11, height, width)
 
 
 def test_hypernetwork_rejects_too_small_input() -> None:
-    network = Hypernetwork(1, 5, stem_channels=8, stem_stride=2, stage_blocks=(1, 1, 1, 1),
-                           stage_widths=(4, 4, 4, 4), fpn_channels=8)
+    network = Hypernetwork(
+        1, 5, stem_channels=8, stem_stride=2, stage_blocks=(1, 1, 1, 1), stage_widths=(4, 4, 4, 4), fpn_channels=8
+    )
     with pytest.raises(ValueError, match="at least 32 pixels"):
         network(torch.randn(1, 1, 31, 64))
 

@@ -144,6 +144,8 @@ class ModelCard(JsonConfig):
         targets: synthesized sequences in channel order; ``len(targets) == generator.out_channels``.
         normalization: how scanner intensities become network inputs and outputs become intensities.
         provenance: where the weights came from.
+        slice_axis: numpy axis of the canonically oriented (z, y, x) volume that the model
+            translates slice by slice (0: axial); inference must slice the same way.
 
     Raises:
         ValueError: a sequence is unknown or listed twice, sources and targets overlap, their counts
@@ -157,8 +159,11 @@ class ModelCard(JsonConfig):
     targets: tuple[Sequence, ...]
     normalization: NormalizationConfig
     provenance: Provenance
+    slice_axis: int = 0
 
     def __post_init__(self) -> None:
+        if self.slice_axis not in (0, 1, 2):
+            raise ValueError(f"ModelCard.slice_axis must be 0, 1 or 2, got {self.slice_axis!r}")
         try:
             object.__setattr__(self, "architecture", Architecture(self.architecture))
         except ValueError:

@@ -73,9 +73,7 @@ class PatchDiscriminator(nn.Module):
     def forward(self, sources: Tensor, target: Tensor) -> list[list[Tensor]]:
         pair = torch.cat([sources, target], dim=1)
         if pair.shape[1] != self.config.in_channels:
-            raise ValueError(
-                f"sources + target must have {self.config.in_channels} channels, got {pair.shape[1]}"
-            )
+            raise ValueError(f"sources + target must have {self.config.in_channels} channels, got {pair.shape[1]}")
         outputs = []
         for index, scale in enumerate(self.scales):
             if index > 0:

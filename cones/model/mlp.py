@@ -43,9 +43,7 @@ class ShiftModulatedMLP(nn.Module):
                 f"{in_features!r}, {width!r}, {hidden_layers!r}, {out_features!r}"
             )
         sizes = [in_features] + [width] * hidden_layers + [out_features]
-        self.layers = nn.ModuleList(
-            nn.Conv2d(fan_in, fan_out, kernel_size=1) for fan_in, fan_out in pairwise(sizes)
-        )
+        self.layers = nn.ModuleList(nn.Conv2d(fan_in, fan_out, kernel_size=1) for fan_in, fan_out in pairwise(sizes))
         self.negative_slope = negative_slope
 
     @property

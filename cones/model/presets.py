@@ -59,9 +59,7 @@ def generator_config(preset: Preset | str, in_channels: int, out_channels: int) 
 
 def discriminator_config(preset: Preset | str, in_channels: int, out_channels: int) -> DiscriminatorConfig:
     """The :class:`DiscriminatorConfig` of ``preset``; it judges sources and targets together."""
-    return DiscriminatorConfig(
-        in_channels=in_channels + out_channels, **_DISCRIMINATOR_PRESETS[_parse_preset(preset)]
-    )
+    return DiscriminatorConfig(in_channels=in_channels + out_channels, **_DISCRIMINATOR_PRESETS[_parse_preset(preset)])
 
 
 def build_generator(preset: Preset | str, in_channels: int, out_channels: int) -> CoNeSGenerator:

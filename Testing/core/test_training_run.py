@@ -1,0 +1,115 @@
+"""Training runs end to end: logs, checkpoints, exact resume, and DDP on two CPU processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from synthetic_cases import write_dataset
+
+from cones.checkpoint import load_checkpoint, load_model, load_training_state
+from cones.training.config import TrainConfig
+from cones.training.run import train
+
+SMALL = {"preset": "lite", "batch_size": 2, "crop_size": (32, 32), "log_interval": 1, "validation_interval": 3}
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_dataset(tmp_path_factory.mktemp("data"), cases=3)
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(path)["generator_state"]
+
+
+def test_training_writes_checkpoints_log_and_validation(dataset: Path, tmp_path: Path) -> None:
+    last = train(TrainConfig(iterations=4, **SMALL), dataset, tmp_path / "run", device="cpu", show_progress=False)
+    entries = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [e["iteration"] for e in entries if e["kind"] == "train"] == [1, 2, 3, 4]
+    validations = [e for e in entries if e["kind"] == "validation"]
+    assert [e["iteration"] for e in validations] == [3, 4]
+    assert all(0 < e["ssim"] <= 1 and e["psnr"] > 0 for e in validations)
+    assert (tmp_path / "run" / "best.pt").is_file()
+    model = load_model(last)
+    assert model.card.provenance.iterations == 4
+    assert [s.value for s in model.card.sources] == ["t1", "t2", "flair"]
+    assert load_training_state(last)["iteration"] == 4
+
+
+def test_resume_continues_exactly(dataset: Path, tmp_path: Path) -> None:
+    constant_rate = {**SMALL, "decay_start": 1.0, "validation_interval": 100}
+    straight = train(TrainConfig(iterations=8, **constant_rate), dataset, tmp_path / "a", "cpu", show_progress=False)
+    train(TrainConfig(iterations=4, **constant_rate), dataset, tmp_path / "b", "cpu", show_progress=False)
+    resumed = train(
+        TrainConfig(iterations=8, **constant_rate), dataset, tmp_path / "b", "cpu", resume=True, show_progress=False
+    )
+    first, second = weights(straight), weights(resumed)
+    assert first.keys() == second.keys()
+    assert all(torch.equal(first[key], second[key]) for key in first)
+    assert load_training_state(resumed)["iteration"] == 8
+
+
+def test_existing_run_is_not_overwritten_and_resume_checks_settings(dataset: Path, tmp_path: Path) -> None:
+    train(TrainConfig(iterations=1, **SMALL), dataset, tmp_path / "run", "cpu", show_progress=False)
+    before = (tmp_path / "run" / "last.pt").read_bytes()
+    with pytest.raises(FileExistsError, match="already holds a training run"):
+        train(TrainConfig(iterations=2, **SMALL), dataset, tmp_path / "run", "cpu", show_progress=False)
+    with pytest.raises(ValueError, match="batch_size"):
+        train(TrainConfig(iterations=2, **{**SMALL, "batch_size": 3}), dataset, tmp_path / "run", "cpu", resume=True)
+    assert (tmp_path / "run" / "last.pt").read_bytes() == before
+
+
+def test_training_refuses_datasets_without_the_sequences(dataset: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(dataset, data)
+    next(data.glob("CASE-001/*_flair.nii.gz")).unlink()
+    with pytest.raises(ValueError, match=r"CASE-001.*FLAIR"):
+        train(TrainConfig(iterations=1, **SMALL), data, tmp_path / "run", "cpu", show_progress=False)
+
+
+def test_distributed_training_on_two_cpu_processes(dataset: Path, tmp_path: Path) -> None:
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "cones.cli",
+        "train",
+        "--data",
+        str(dataset),
+        "--sources",
+        "t1",
+        "t2",
+        "flair",
+        "--target",
+        "t1ce",
+        "--preset",
+        "lite",
+        "--iterations",
+        "3",
+        "--batch-size",
+        "1",
+        "--crop-size",
+        "32",
+        "32",
+        "--device",
+        "cpu",
+        "--output",
+        str(tmp_path / "ddp"),
+    ]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=environment)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert load_training_state(tmp_path / "ddp" / "last.pt")["iteration"] == 3
+    train_lines = [json.loads(line) for line in (tmp_path / "ddp" / "log.jsonl").read_text().splitlines()]
+    assert len([e for e in train_lines if e["kind"] == "train"]) == 1, "only rank 0 writes the log"

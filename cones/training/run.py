@@ -1,0 +1,250 @@
+"""A whole training run: data, models, the step loop, validation, logs and checkpoints.
+
+A run folder holds ``last.pt`` (with everything needed to resume), ``best.pt`` (best validation
+PSNR), ``log.jsonl`` (one JSON object per log line) and ``cache/`` (the slice cache). Every random
+draw of step ``i`` is seeded from ``(seed, i, rank)``, so ``--resume`` continues exactly where an
+interrupted run stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from cones.checkpoint import ModelCard, load_checkpoint, load_training_state, make_provenance, save_model
+from cones.data import build_slice_cache, find_cases, require_sequences, sample_batch
+from cones.device import resolve_device
+from cones.metrics import psnr, ssim
+from cones.model import CoNeSGenerator, PatchDiscriminator, build_discriminator, build_generator
+from cones.sequences import parse_sequences
+from cones.training.config import TrainConfig
+from cones.training.distributed import DistributedContext, init_distributed, shutdown_distributed
+from cones.training.step import AdversarialStep
+
+__all__ = ["train"]
+
+logger = logging.getLogger(__name__)
+
+LAST, BEST, LOG = "last.pt", "best.pt", "log.jsonl"
+
+
+def _resumed_config(run_dir: Path, requested: TrainConfig) -> TrainConfig:
+    """The saved config of a run, with the requested iteration count (the only thing a resume may change)."""
+    saved = TrainConfig.from_dict(load_training_state(run_dir / LAST)["train_config"])
+    differing = [
+        name for name in asdict(saved) if name != "iterations" and getattr(saved, name) != getattr(requested, name)
+    ]
+    if differing:
+        raise ValueError(f"cannot resume {run_dir}: settings differ from the saved run: {', '.join(differing)}")
+    return TrainConfig.from_dict({**saved.to_dict(), "iterations": requested.iterations})
+
+
+def _validate(generator: CoNeSGenerator, cache, rows: np.ndarray, device: torch.device) -> dict[str, float]:
+    """PSNR/SSIM (images in [0, 1], as in the paper) of whole held-out slices, averaged per case."""
+    generator.eval()
+    scores: dict[str, list[float]] = {"psnr": [], "ssim": []}
+    with torch.inference_mode():
+        for case in dict.fromkeys(cache.case_ids[row] for row in rows):
+            case_rows = rows[[cache.case_ids[row] == case for row in rows]]
+            predictions = [
+                generator(torch.from_numpy(np.asarray(cache.sources[chunk], dtype=np.float32)).to(device))
+                .image.cpu()
+                .numpy()
+                for chunk in np.array_split(case_rows, max(1, len(case_rows) // 8))
+            ]
+            prediction = (np.concatenate(predictions) + 1.0) / 2.0
+            reference = (np.asarray(cache.targets[case_rows], dtype=np.float32) + 1.0) / 2.0
+            for channel in range(reference.shape[1]):
+                scores["psnr"].append(psnr(prediction[:, channel], reference[:, channel]))
+                scores["ssim"].append(ssim(prediction[:, channel], reference[:, channel]))
+    generator.train()
+    return {name: float(np.mean(values)) for name, values in scores.items()}
+
+
+class _RunLog:
+    """Appends JSON lines to ``log.jsonl`` (rank 0 only); the Slicer module and tests read it."""
+
+    def __init__(self, path: Path, enabled: bool) -> None:
+        self.path, self.enabled = path, enabled
+
+    def write(self, **entry: object) -> None:
+        if self.enabled:
+            with self.path.open("a") as handle:
+                handle.write(json.dumps(entry) + "\n")
+
+
+def train(
+    config: TrainConfig,
+    data_dir: str | Path,
+    output_dir: str | Path,
+    device: str = "auto",
+    resume: bool = False,
+    resample: bool = False,
+    command: str | None = None,
+    data_description: str | None = None,
+    show_progress: bool = True,
+) -> Path:
+    """Train a CoNeS model on a dataset folder and return the path of ``last.pt``.
+
+    Args:
+        config: hyper-parameters (ignored except ``iterations`` when resuming: the saved ones rule).
+        data_dir: folder of case folders (BraTS naming).
+        output_dir: the run folder; must not hold a run unless ``resume``.
+        device: ``auto``, ``cpu`` or ``cuda``; bfloat16 autocast is used on CUDA.
+        resume: continue the run in ``output_dir`` from its ``last.pt``.
+        resample: resample sequences on other grids onto the first source instead of refusing.
+        command: the command line, recorded in the checkpoint's provenance.
+        data_description: which data (and its attribution), recorded in the provenance.
+        show_progress: draw a tqdm bar on rank 0.
+
+    Raises:
+        FileExistsError: ``output_dir`` already holds a run and ``resume`` is False.
+        ValueError: bad data (see :mod:`cones.data`), or resume settings that differ.
+    """
+    run_dir = Path(output_dir)
+    if resume:
+        config = _resumed_config(run_dir, config)
+    elif (run_dir / LAST).exists():
+        raise FileExistsError(f"{run_dir} already holds a training run; resume it or choose another folder")
+    torch_device = resolve_device(device)
+    context = init_distributed(torch_device)
+    try:
+        return _train(
+            config,
+            Path(data_dir),
+            run_dir,
+            torch_device,
+            context,
+            resume,
+            resample,
+            command,
+            data_description,
+            show_progress,
+        )
+    finally:
+        shutdown_distributed(context)
+
+
+def _train(
+    config: TrainConfig,
+    data_dir: Path,
+    run_dir: Path,
+    device: torch.device,
+    context: DistributedContext,
+    resume: bool,
+    resample: bool,
+    command: str | None,
+    data_description: str | None,
+    show_progress: bool,
+) -> Path:
+    sources, targets = parse_sequences(config.sources), parse_sequences(config.targets)
+    cases = require_sequences(find_cases(data_dir), (*sources, *targets))
+    if len(cases) <= config.validation_cases:
+        raise ValueError(
+            f"{len(cases)} case(s) in {data_dir} leave none for training with {config.validation_cases} held out"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if context.enabled and not context.is_main:
+        torch.distributed.barrier()  # rank 0 builds the cache first; the others then reuse it
+    cache = build_slice_cache(
+        cases, sources, targets, run_dir / "cache", config.normalization, config.slice_axis, resample
+    )
+    if context.enabled and context.is_main:
+        torch.distributed.barrier()
+    validation_ids = [case.case_id for case in cases[len(cases) - config.validation_cases :]]
+    training_rows = cache.slices_of([case.case_id for case in cases if case.case_id not in validation_ids])
+    validation_rows = cache.slices_of(validation_ids)
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        generator = build_generator(config.preset, len(sources), len(targets)).to(device)
+        discriminator = build_discriminator(config.preset, len(sources), len(targets)).to(device)
+    generator_module: CoNeSGenerator = generator
+    discriminator_module: PatchDiscriminator = discriminator
+    if context.enabled:
+        device_ids = [device.index or context.local_rank] if device.type == "cuda" else None
+        generator = DistributedDataParallel(generator, device_ids=device_ids)
+        discriminator = DistributedDataParallel(discriminator, device_ids=device_ids)
+    step = AdversarialStep(config, generator, discriminator, autocast=device.type == "cuda")
+
+    start, best_psnr = 0, float("-inf")
+    if resume:
+        state = load_training_state(run_dir / LAST)
+        generator_module.load_state_dict(load_checkpoint(run_dir / LAST)["generator_state"])
+        discriminator_module.load_state_dict(state["discriminator"])
+        step.load_state_dict(state)
+        start, best_psnr = int(state["iteration"]), float(state["best_psnr"])
+
+    log = _RunLog(run_dir / LOG, context.is_main)
+    if context.is_main:
+        (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    augmentation = config.augmentation if config.augment else None
+
+    def save(path: Path, iteration: int) -> None:
+        card = ModelCard(
+            architecture="cones",
+            preset=config.preset,
+            generator=generator_module.config,
+            sources=sources,
+            targets=targets,
+            normalization=config.normalization,
+            slice_axis=config.slice_axis,
+            provenance=make_provenance(iteration, cache.fingerprint, command, data_description),
+        )
+        state = {
+            "train_config": config.to_dict(),
+            "iteration": iteration,
+            "best_psnr": best_psnr,
+            "discriminator": discriminator_module.state_dict(),
+            **step.state_dict(),
+        }
+        save_model(path, generator_module, card, training_state=state, overwrite=True)
+
+    progress = tqdm(
+        total=config.iterations,
+        initial=start,
+        disable=not (show_progress and context.is_main),
+        desc="training",
+        unit="it",
+    )
+    started = time.perf_counter()
+    for iteration in range(start, config.iterations):
+        rng = np.random.default_rng([config.seed, iteration, context.rank])
+        batch = sample_batch(cache, training_rows, config.batch_size, config.crop_size, rng, augmentation)
+        tensors = {key: torch.from_numpy(value).to(device) for key, value in batch.items()}
+        noise = torch.Generator(device=device).manual_seed(int(rng.integers(2**62)))
+        losses = step(tensors["sources"], tensors["target"], tensors["offset"], iteration, noise)
+        done = iteration + 1
+        progress.update()
+        if done % config.log_interval == 0 or done == config.iterations:
+            log.write(
+                kind="train",
+                iteration=done,
+                seconds=round(time.perf_counter() - started, 3),
+                learning_rate_factor=config.learning_rate_factor(iteration),
+                **asdict(losses),
+            )
+            progress.set_postfix(l1=f"{losses.reconstruction:.3f}", d=f"{losses.discriminator:.2f}")
+        if (
+            context.is_main
+            and len(validation_rows)
+            and (done % config.validation_interval == 0 or done == config.iterations)
+        ):
+            scores = _validate(generator_module, cache, validation_rows, device)
+            log.write(kind="validation", iteration=done, **scores)
+            logger.info("iteration %d: validation PSNR %.2f dB, SSIM %.4f", done, scores["psnr"], scores["ssim"])
+            if scores["psnr"] > best_psnr:
+                best_psnr = scores["psnr"]
+                save(run_dir / BEST, done)
+        if context.is_main and (done % config.checkpoint_interval == 0 or done == config.iterations):
+            save(run_dir / LAST, done)
+    progress.close()
+    return run_dir / LAST
