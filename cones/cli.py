@@ -1,4 +1,4 @@
-"""The ``cones`` command line: train, synthesize, info, bench.
+"""The ``cones`` command line: train, synthesize, info, bench, sample-data.
 
 Errors in the user's input (missing sequence, mismatched grids, an existing output, a refused
 model file) end the command with exit code 2 and one ``error:`` line naming the problem; nothing
@@ -45,6 +45,7 @@ def _train(args: argparse.Namespace) -> None:
         batch_size=args.batch_size,
         crop_size=tuple(args.crop_size),
         validation_cases=args.validation_cases,
+        validation_case_ids=tuple(args.validation_case_ids),
         validation_interval=args.validation_interval,
         checkpoint_interval=args.checkpoint_interval,
         log_interval=args.log_interval,
@@ -105,6 +106,14 @@ def _bench(args: argparse.Namespace) -> None:
     print(format_table(results))
 
 
+def _sample_data(args: argparse.Namespace) -> None:
+    from cones.sample_data import SampleDataConfig, write_sample_dataset
+
+    config = SampleDataConfig(shape=tuple(args.size), spacing_mm=args.spacing)
+    folders = write_sample_dataset(Path(args.out), args.cases, args.seed, config=config, overwrite=args.overwrite)
+    print(f"{len(folders)} sample case(s) written to {args.out}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for the Slicer training module, which builds the same command)."""
     parser = argparse.ArgumentParser(prog="cones", description="CoNeS multi-sequence MRI synthesis")
@@ -120,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=int, default=8)
     train.add_argument("--crop-size", type=int, nargs=2, default=(160, 128), metavar=("ROWS", "COLS"))
     train.add_argument("--validation-cases", type=int, default=1)
+    train.add_argument("--validation-case-ids", nargs="+", default=(), metavar="CASE",
+                       help="validate on these cases instead of the last --validation-cases")
     train.add_argument("--validation-interval", type=int, default=500)
     train.add_argument("--checkpoint-interval", type=int, default=500)
     train.add_argument("--log-interval", type=int, default=10)
@@ -155,6 +166,15 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeats", type=int, default=3)
     bench.add_argument("--bf16", action="store_true", help="autocast to bfloat16 (CUDA)")
     bench.set_defaults(handler=_bench)
+
+    sample = commands.add_parser("sample-data", help="generate BraTS-style glioma cases from real anatomy")
+    sample.add_argument("--out", required=True, help="dataset folder to write the case folders into")
+    sample.add_argument("--cases", type=int, default=1)
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--size", type=_size, default=(240, 240, 155), help="grid in voxels, e.g. 240x240x155")
+    sample.add_argument("--spacing", type=float, default=1.0, help="isotropic voxel size in mm")
+    sample.add_argument("--overwrite", action="store_true", help="replace case folders that already exist")
+    sample.set_defaults(handler=_sample_data)
     return parser
 
 

@@ -83,3 +83,12 @@ def write_dataset(root: Path, cases: int = 3, **kwargs: object) -> Path:
     for index in range(cases):
         write_case(root, f"CASE-{index:03d}", seed=index, **kwargs)
     return root
+
+
+def train_arguments(data: Path, output: Path, iterations: int, batch_size: int = 2) -> list[str]:
+    """``cones train`` arguments for a quick lite run on 32 x 32 crops of a generated dataset."""
+    return [
+        "train", "--data", str(data), "--sources", "t1", "t2", "flair", "--target", "t1ce", "--preset", "lite",
+        "--iterations", str(iterations), "--batch-size", str(batch_size), "--crop-size", "32", "32",
+        "--device", "cpu", "--output", str(output),
+    ]  # fmt: skip

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from synthetic_cases import OBLIQUE_LEFT_HANDED, case_images, write_case, write_dataset
+from synthetic_cases import OBLIQUE_LEFT_HANDED, case_images, train_arguments, write_case, write_dataset
 
 from cones.cli import main
 
@@ -16,32 +16,7 @@ from cones.cli import main
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("cli")
     data = write_dataset(root / "data", cases=3)
-    code = main(
-        [
-            "train",
-            "--data",
-            str(data),
-            "--sources",
-            "t1",
-            "t2",
-            "flair",
-            "--target",
-            "t1ce",
-            "--preset",
-            "lite",
-            "--iterations",
-            "2",
-            "--batch-size",
-            "2",
-            "--crop-size",
-            "32",
-            "32",
-            "--device",
-            "cpu",
-            "--output",
-            str(root / "run"),
-        ]
-    )
+    code = main(train_arguments(data, root / "run", iterations=2))
     assert code == 0
     return root / "run" / "last.pt"
 
@@ -179,3 +154,15 @@ def _modified(case: Path, value: float) -> Path:
     path = case / f"modified_{value}_flair.nrrd"
     sitk.WriteImage(modified, str(path))
     return path
+
+
+def test_sample_data_writes_brats_cases_and_keeps_existing_ones(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    arguments = ["sample-data", "--out", str(tmp_path), "--cases", "2", "--seed", "3", "--size", "48x48x32"]
+    assert main([*arguments, "--spacing", "5"]) == 0
+    names = sorted(path.name for path in (tmp_path / "CONES-SAMPLE-001").iterdir())
+    assert names == [f"CONES-SAMPLE-001_{suffix}.nii.gz" for suffix in ("flair", "seg", "t1", "t1ce", "t2")]
+    assert sitk.ReadImage(str(tmp_path / "CONES-SAMPLE-001" / names[2])).GetSize() == (48, 48, 32)
+    before = (tmp_path / "CONES-SAMPLE-000" / names[2].replace("001", "000")).read_bytes()
+    assert main([*arguments, "--spacing", "5", "--seed", "4"]) == 2
+    assert "already exist" in capsys.readouterr().err
+    assert (tmp_path / "CONES-SAMPLE-000" / names[2].replace("001", "000")).read_bytes() == before

@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 import torch
+from tiny_models import TINY_GENERATOR
 from torch.nn.utils.parametrize import is_parametrized
 
 from cones.config import DiscriminatorConfig, GeneratorConfig
@@ -20,14 +21,7 @@ from cones.model import (
     generator_config,
 )
 
-TINY = GeneratorConfig(
-    stem_channels=8,
-    stage_blocks=(1, 1, 1, 1),
-    stage_widths=(4, 4, 8, 8),
-    fpn_channels=8,
-    mlp_width=8,
-    coordinate_extent=(64, 64),
-)
+TINY = TINY_GENERATOR
 
 
 def test_positional_encoding_crop_equals_window_of_whole_slice() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from synthetic_cases import write_dataset
+from synthetic_cases import train_arguments, write_dataset
 
 from cones.checkpoint import load_checkpoint, load_model, load_training_state
 from cones.training.config import TrainConfig
@@ -74,6 +74,18 @@ def test_training_refuses_datasets_without_the_sequences(dataset: Path, tmp_path
         train(TrainConfig(iterations=1, **SMALL), data, tmp_path / "run", "cpu", show_progress=False)
 
 
+def test_validation_cases_can_be_named(dataset: Path, tmp_path: Path) -> None:
+    config = TrainConfig(iterations=1, validation_case_ids=("CASE-000",), **SMALL)
+    train(config, dataset, tmp_path / "run", "cpu", show_progress=False)
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["validation_case_ids"] == ["CASE-000"]
+    with pytest.raises(ValueError, match=r"validation case\(s\) \['CASE-999'\]"):
+        train(TrainConfig(iterations=1, validation_case_ids=("CASE-999",), **SMALL), dataset, tmp_path / "b", "cpu")
+    every = ("CASE-000", "CASE-001", "CASE-002")
+    with pytest.raises(ValueError, match="leave none for training"):
+        train(TrainConfig(iterations=1, validation_case_ids=every, **SMALL), dataset, tmp_path / "c", "cpu")
+
+
 def test_distributed_training_on_two_cpu_processes(dataset: Path, tmp_path: Path) -> None:
     command = [
         sys.executable,
@@ -84,28 +96,7 @@ def test_distributed_training_on_two_cpu_processes(dataset: Path, tmp_path: Path
         "2",
         "-m",
         "cones.cli",
-        "train",
-        "--data",
-        str(dataset),
-        "--sources",
-        "t1",
-        "t2",
-        "flair",
-        "--target",
-        "t1ce",
-        "--preset",
-        "lite",
-        "--iterations",
-        "3",
-        "--batch-size",
-        "1",
-        "--crop-size",
-        "32",
-        "32",
-        "--device",
-        "cpu",
-        "--output",
-        str(tmp_path / "ddp"),
+        *train_arguments(dataset, tmp_path / "ddp", iterations=3, batch_size=1),
     ]
     environment = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=environment)

@@ -7,20 +7,13 @@ import math
 
 import pytest
 import torch
+from tiny_models import TINY_GENERATOR
 
-from cones.config import DiscriminatorConfig, GeneratorConfig
+from cones.config import DiscriminatorConfig
 from cones.model import CoNeSGenerator, PatchDiscriminator
 from cones.training.config import TrainConfig
 from cones.training.step import AdversarialStep
 
-TINY_GENERATOR = GeneratorConfig(
-    stem_channels=8,
-    stage_blocks=(1, 1, 1, 1),
-    stage_widths=(4, 4, 8, 8),
-    fpn_channels=8,
-    mlp_width=8,
-    coordinate_extent=(64, 64),
-)
 TINY_DISCRIMINATOR = DiscriminatorConfig(in_channels=4, channels=(8, 8, 16, 16, 1))
 
 

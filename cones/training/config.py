@@ -35,6 +35,8 @@ class TrainConfig(JsonConfig):
         slice_axis: numpy axis of the (z, y, x) volumes that slices are taken along (0: axial).
         validation_cases: number of cases held out for validation (taken from the end of the
             sorted case list, so the split is reproducible).
+        validation_case_ids: the validation cases by name instead; when given, ``validation_cases``
+            is ignored. Lets a split keep scarce real cases in training and validate on generated ones.
         validation_interval: iterations between validations (and ``best.pt`` updates).
         checkpoint_interval: iterations between ``last.pt`` saves (always saved at the end).
         log_interval: iterations between training-log lines.
@@ -58,6 +60,7 @@ class TrainConfig(JsonConfig):
     normalization: NormalizationConfig = field(default_factory=NormalizationConfig)
     slice_axis: int = 0
     validation_cases: int = 1
+    validation_case_ids: tuple[str, ...] = ()
     validation_interval: int = 500
     checkpoint_interval: int = 500
     log_interval: int = 10

@@ -47,6 +47,20 @@ def _resumed_config(run_dir: Path, requested: TrainConfig) -> TrainConfig:
     return TrainConfig.from_dict({**saved.to_dict(), "iterations": requested.iterations})
 
 
+def _validation_ids(config: TrainConfig, case_ids: list[str], data_dir: Path) -> list[str]:
+    """The held-out cases: named in the config, or the last ``validation_cases`` in sorted order."""
+    if config.validation_case_ids:
+        unknown = sorted(set(config.validation_case_ids) - set(case_ids))
+        if unknown:
+            raise ValueError(f"validation case(s) {unknown} are not among the cases in {data_dir}")
+        chosen = list(config.validation_case_ids)
+    else:
+        chosen = case_ids[len(case_ids) - config.validation_cases :] if config.validation_cases else []
+    if len(chosen) >= len(case_ids):
+        raise ValueError(f"{len(case_ids)} case(s) in {data_dir} leave none for training with {len(chosen)} held out")
+    return chosen
+
+
 def _validate(generator: CoNeSGenerator, cache, rows: np.ndarray, device: torch.device) -> dict[str, float]:
     """PSNR/SSIM (images in [0, 1], as in the paper) of whole held-out slices, averaged per case."""
     generator.eval()
@@ -147,10 +161,7 @@ def _train(
 ) -> Path:
     sources, targets = parse_sequences(config.sources), parse_sequences(config.targets)
     cases = require_sequences(find_cases(data_dir), (*sources, *targets))
-    if len(cases) <= config.validation_cases:
-        raise ValueError(
-            f"{len(cases)} case(s) in {data_dir} leave none for training with {config.validation_cases} held out"
-        )
+    validation_ids = _validation_ids(config, [case.case_id for case in cases], data_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if context.enabled and not context.is_main:
         torch.distributed.barrier()  # rank 0 builds the cache first; the others then reuse it
@@ -159,7 +170,6 @@ def _train(
     )
     if context.enabled and context.is_main:
         torch.distributed.barrier()
-    validation_ids = [case.case_id for case in cases[len(cases) - config.validation_cases :]]
     training_rows = cache.slices_of([case.case_id for case in cases if case.case_id not in validation_ids])
     validation_rows = cache.slices_of(validation_ids)
 
