@@ -1,4 +1,4 @@
-"""The ``cones`` command line: train, synthesize, info, bench, sample-data.
+"""The ``cones`` command line: train, synthesize, info, export, bench, sample-data.
 
 Errors in the user's input (missing sequence, mismatched grids, an existing output, a refused
 model file) end the command with exit code 2 and one ``error:`` line naming the problem; nothing
@@ -95,6 +95,13 @@ def _info(args: argparse.Namespace) -> None:
     print(describe_model(args.model))
 
 
+def _export(args: argparse.Namespace) -> None:
+    from cones.checkpoint import strip_training_state
+
+    exported = strip_training_state(args.model, args.output, overwrite=args.overwrite)
+    print(f"inference-only model written to {exported} ({exported.stat().st_size / 2**20:.1f} MiB)")
+
+
 def _bench(args: argparse.Namespace) -> None:
     from cones.bench import benchmark_preset, format_table
 
@@ -157,6 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
     info = commands.add_parser("info", help="describe a model file")
     info.add_argument("model")
     info.set_defaults(handler=_info)
+
+    export = commands.add_parser("export", help="copy a model without its training state (for sharing)")
+    export.add_argument("model", help="a model file, e.g. RUN/last.pt")
+    export.add_argument("--output", required=True, help="the smaller, inference-only model file to write")
+    export.add_argument("--overwrite", action="store_true")
+    export.set_defaults(handler=_export)
 
     bench = commands.add_parser("bench", help="speed and memory of the presets")
     bench.add_argument("--preset", nargs="+", default=["lite", "paper"], choices=["lite", "paper"])

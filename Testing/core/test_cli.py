@@ -9,6 +9,7 @@ import pytest
 import SimpleITK as sitk
 from synthetic_cases import OBLIQUE_LEFT_HANDED, case_images, train_arguments, write_case, write_dataset
 
+from cones.checkpoint import load_training_state
 from cones.cli import main
 
 
@@ -166,3 +167,13 @@ def test_sample_data_writes_brats_cases_and_keeps_existing_ones(tmp_path: Path, 
     assert main([*arguments, "--spacing", "5", "--seed", "4"]) == 2
     assert "already exist" in capsys.readouterr().err
     assert (tmp_path / "CONES-SAMPLE-000" / names[2].replace("001", "000")).read_bytes() == before
+
+
+def test_export_drops_the_training_state_and_keeps_existing_files(trained: Path, tmp_path: Path) -> None:
+    exported = tmp_path / "model.pt"
+    assert main(["export", str(trained), "--output", str(exported)]) == 0
+    assert exported.stat().st_size < trained.stat().st_size / 2
+    with pytest.raises(ValueError, match="no training state"):
+        load_training_state(exported)
+    assert main(["export", str(trained), "--output", str(exported)]) == 2
+    assert main(["info", str(exported)]) == 0
