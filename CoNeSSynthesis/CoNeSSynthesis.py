@@ -1,0 +1,482 @@
+"""CoNeS Synthesis: synthesize a missing MRI sequence (e.g. T1ce) from the co-registered ones you have.
+
+The module is a thin shell: the parameter node holds the user's choices, the widget binds them to
+the panel, and the logic runs ``cones synthesize`` in a background process through
+:mod:`CoNeSSynthesisLib`, so Slicer stays responsive and Cancel leaves the scene as it was.
+"""
+
+import subprocess
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import qt
+import slicer
+import vtk
+from CoNeSSynthesisLib import dependencies, location, testing
+from CoNeSSynthesisLib.jobs import Device, JobStatus, Progress, pythonInterpreter
+from CoNeSSynthesisLib.synthesis import SynthesisJob, prepareSynthesis, readModelCard
+from slicer import vtkMRMLScalarVolumeNode
+from slicer.i18n import tr as _
+from slicer.i18n import translate
+from slicer.parameterNodeWrapper import parameterNodeWrapper
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
+from slicer.util import VTKObservationMixin
+
+from cones.segmentation.cli import SEGMENTATION_STAGE
+from cones.sequences import Sequence
+
+CITATION = (
+    "Y. Chen, M. Staring, O. M. Neve, S. R. Romeijn, E. F. Hensen, B. M. Verbist, J. M. Wolterink, Q. Tao. "
+    "CoNeS: Conditional neural fields with shift modulation for multi-sequence MRI translation. "
+    "Machine Learning for Biomedical Imaging (MELBA), 2024."
+)
+
+SOURCE_PARAMETERS = {
+    Sequence.T1: "t1Volume",
+    Sequence.T1CE: "t1ceVolume",
+    Sequence.T2: "t2Volume",
+    Sequence.FLAIR: "flairVolume",
+}
+"""The parameter node field that holds the volume of each sequence."""
+
+
+def workDirectory() -> Path:
+    """A new folder in Slicer's temporary folder, for one job's files."""
+    return Path(slicer.util.tempDirectory("CoNeS"))
+
+
+def startSlicerProcess(args: list[str], environment: Mapping[str, str]) -> subprocess.Popen:
+    """Start a process with Slicer's startup environment, for runs that wait for it (scripts)."""
+    return slicer.util.launchConsoleProcess(args, updateEnvironment=dict(environment))
+
+
+def launchSlicerProcess(
+    args: list[str], environment: Mapping[str, str], onLine: Callable[[str], None], onExit: Callable[[int], None]
+) -> subprocess.Popen:
+    """Start a process in the background; its lines and its end arrive on the GUI thread (Slicer >= 5.12)."""
+    return slicer.util.launchConsoleProcess(
+        args, updateEnvironment=dict(environment), blocking=False, logCallback=onLine, completedCallback=onExit
+    )
+
+
+class CoNeSSynthesis(ScriptedLoadableModule):
+    """Module description shown in Slicer."""
+
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = _("CoNeS Synthesis")
+        self.parent.categories = [translate("qSlicerAbstractCoreModule", "Image Synthesis")]
+        self.parent.dependencies = []
+        self.parent.contributors = ["CoNeS Slicer extension developers"]
+        self.parent.helpText = (
+            _(
+                "Synthesize a missing MRI sequence, such as the contrast-enhanced T1 (T1ce), from the co-registered "
+                "sequences of the same case (T1, T2, FLAIR) with CoNeS, conditional neural fields with shift "
+                "modulation.<br><br>Pick a model file (the bundled model synthesizes T1ce from T1, T2 and FLAIR), one "
+                "volume for each sequence the model needs, and Apply. The result is a new volume named "
+                "'&lt;case&gt; T1ce (synthesized)' on the grid of the first source, unless you choose an existing "
+                "output volume to replace. Sources on different grids are refused unless resampling is allowed. "
+                "With 'Segment after synthesis', a tumour segmentation model (a 'cones train-seg' model, a "
+                "TorchScript or ONNX network with its sidecar, or an nnU-Net folder) then segments the case completed "
+                "by the synthesized sequence into a segmentation with NCR, ED and ET segments. "
+                "The network runs in a background process: Slicer stays responsive and Cancel leaves the scene "
+                "unchanged. PyTorch and the other dependencies are installed on the first Apply, after asking.<br><br>"
+                "A synthesized image is not an acquired one; do not use it for diagnosis.<br><br>Method: "
+            )
+            + CITATION
+        )
+        self.parent.acknowledgementText = (
+            _(
+                "CoNeS was developed by Yunjie Chen and colleagues at Leiden University Medical Center, the University "
+                "of Twente and Delft University of Technology. This extension is an open reimplementation of the "
+                "method described in their paper: "
+            )
+            + CITATION
+        )
+
+
+@parameterNodeWrapper
+class CoNeSSynthesisParameterNode:
+    """What the user chose in CoNeS Synthesis (saved with the scene).
+
+    modelPath - the CoNeS model file (default: the bundled T1 + T2 + FLAIR -> T1ce model).
+    t1Volume - the T1 source volume (used when the model needs T1).
+    t1ceVolume - the T1ce source volume (used when the model needs T1ce).
+    t2Volume - the T2 source volume (used when the model needs T2).
+    flairVolume - the FLAIR source volume (used when the model needs FLAIR).
+    outputVolume - the volume to replace with the result; None adds "<case> <target> (synthesized)".
+    device - where the network runs: automatic (CUDA if available), CPU or CUDA.
+    allowResampling - resample sources on other grids onto the first source instead of refusing them.
+    segmentAfterSynthesis - segment the tumour after synthesis with the segmentation model.
+    segmentationModelPath - the segmentation model: a file, or an nnU-Net folder.
+
+    Volumes are annotated with the plain node type, as in Slicer's module template: a node parameter
+    may always be None, and the wrapper of older Slicer releases recognizes ``typing.Union`` but not
+    the ``X | None`` spelling.
+    """
+
+    modelPath: Path = location.bundledModelPath()
+    t1Volume: vtkMRMLScalarVolumeNode
+    t1ceVolume: vtkMRMLScalarVolumeNode
+    t2Volume: vtkMRMLScalarVolumeNode
+    flairVolume: vtkMRMLScalarVolumeNode
+    outputVolume: vtkMRMLScalarVolumeNode
+    device: Device = Device.AUTO
+    allowResampling: bool = False
+    segmentAfterSynthesis: bool = False
+    segmentationModelPath: Path
+
+
+def sourceVolumes(parameterNode: CoNeSSynthesisParameterNode) -> dict[str, vtkMRMLScalarVolumeNode | None]:
+    """The selected volume of every sequence; the logic uses those the model needs."""
+    return {sequence.value: getattr(parameterNode, name) for sequence, name in SOURCE_PARAMETERS.items()}
+
+
+class CoNeSSynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    """The panel: binds the parameter node to the .ui, runs one job at a time, shows its progress."""
+
+    def __init__(self, parent=None):
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+        self._job = None
+        self._shownModelPath = None
+        self._modelSources = ()
+        self._needsDependencies = False
+
+    def setup(self):
+        ScriptedLoadableModuleWidget.setup(self)
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/CoNeSSynthesis.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.logic = CoNeSSynthesisLogic()
+        self._sourceRows = {
+            Sequence.T1: (self.ui.t1Label, self.ui.t1VolumeSelector),
+            Sequence.T1CE: (self.ui.t1ceLabel, self.ui.t1ceVolumeSelector),
+            Sequence.T2: (self.ui.t2Label, self.ui.t2VolumeSelector),
+            Sequence.FLAIR: (self.ui.flairLabel, self.ui.flairVolumeSelector),
+        }
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        self.initializeParameterNode()
+
+    def cleanup(self):
+        """Called when the application closes: stop a running job, drop every observer."""
+        self._cancelJob()
+        self.removeObservers()
+
+    def enter(self):
+        self.initializeParameterNode()
+
+    def exit(self):
+        self.setParameterNode(None)
+
+    def onSceneStartClose(self, caller, event):
+        """The sources are about to disappear: a running job can no longer deliver its result."""
+        self._cancelJob()
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event):
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self):
+        self.setParameterNode(self.logic.getParameterNode())
+
+    def setParameterNode(self, parameterNode):
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
+        self._parameterNode = parameterNode
+        self._shownModelPath = None
+        if self._parameterNode:
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
+            self._onParameterNodeModified()
+
+    def _onParameterNodeModified(self, caller=None, event=None):
+        if self._parameterNode.modelPath != self._shownModelPath:
+            self._showModel(self._parameterNode.modelPath)
+        self._updateButtons()
+
+    def _showModel(self, modelPath):
+        """Label and show one volume selector per source of the model, as its card lists them."""
+        self._shownModelPath = modelPath
+        self._modelSources = ()
+        self._needsDependencies = not self.logic.canReadModels()
+        text = _("PyTorch is not installed yet: Apply installs it (after asking), then reads the model.")
+        if not self._needsDependencies:
+            try:
+                card = self.logic.readModelCard(modelPath)
+            except ValueError as error:
+                text = str(error)
+            else:
+                self._modelSources = card.sources
+                names = ", ".join(sequence.display_name for sequence in card.sources)
+                text = _("Synthesizes {target} from {sources}.").format(
+                    target=card.targets[0].display_name, sources=names
+                )
+        self.ui.modelInfoLabel.text = text
+        for sequence, (label, selector) in self._sourceRows.items():
+            needed = sequence in self._modelSources
+            label.visible = selector.visible = needed
+            reference = needed and sequence == self._modelSources[0]
+            template = _("{sequence} (reference grid):") if reference else _("{sequence}:")
+            label.text = template.format(sequence=sequence.display_name)
+
+    def _updateButtons(self):
+        """Apply needs a readable model and its sources, or is the way to install PyTorch; Cancel is always on."""
+        running = self._job is not None
+        volumes = sourceVolumes(self._parameterNode) if self._parameterNode else {}
+        ready = self._needsDependencies or (
+            bool(self._modelSources) and all(volumes.get(sequence.value) for sequence in self._modelSources)
+        )
+        self.ui.applyButton.text = _("Cancel") if running else _("Apply")
+        self.ui.applyButton.enabled = running or (self._parameterNode is not None and ready)
+        self.ui.inputsCollapsibleButton.enabled = not running
+        self.ui.outputsCollapsibleButton.enabled = not running
+        self.ui.advancedCollapsibleButton.enabled = not running
+
+    def onApplyButton(self):
+        """Apply starts a job; while one runs the same button cancels it."""
+        if self._job is not None:
+            self.ui.statusLabel.text = _("Cancelling...")
+            self._cancelJob()
+            return
+        with slicer.util.tryWithErrorDisplay(_("CoNeS synthesis could not start."), waitCursor=True):
+            self.logic.ensureDependencies()
+            self._showModel(self._parameterNode.modelPath)
+            parameters = self._parameterNode
+            self._job = self.logic.synthesize(
+                parameters.modelPath,
+                sourceVolumes(parameters),
+                outputNode=parameters.outputVolume,
+                device=parameters.device,
+                allowResampling=parameters.allowResampling,
+                segmentationModelPath=parameters.segmentationModelPath if parameters.segmentAfterSynthesis else None,
+                wait=False,
+                onProgress=self._onProgress,
+                onDone=self._onDone,
+            )
+            self.ui.progressBar.value = 0
+            self.ui.statusLabel.text = _("Starting...")
+        self._updateButtons()
+
+    def _cancelJob(self):
+        if self._job is not None:
+            self._job.cancel()
+
+    def _onProgress(self, progress: Progress):
+        if progress.stage == SEGMENTATION_STAGE:
+            self.ui.statusLabel.text = _("Segmenting the tumour...")
+            return
+        self.ui.progressBar.value = round(100 * progress.fraction)
+        self.ui.statusLabel.text = _("Synthesizing: {done} of {total} slices").format(
+            done=progress.done, total=progress.total
+        )
+
+    def _onDone(self, job: SynthesisJob):
+        self._job = None
+        self._updateButtons()
+        if job.status is JobStatus.SUCCEEDED:
+            self.ui.progressBar.value = 100
+            made = [node.GetName() for node in (job.outputNode, job.segmentationNode) if node is not None]
+            self.ui.statusLabel.text = _("Done: {names}").format(names=", ".join(made))
+            slicer.util.setSliceViewerLayers(background=job.outputNode, fit=True)
+        elif job.status is JobStatus.CANCELLED:
+            self.ui.progressBar.value = 0
+            self.ui.statusLabel.text = _("Cancelled; the scene is unchanged.")
+        else:
+            self.ui.statusLabel.text = _("Failed: {message}").format(message=job.errorMessage)
+            slicer.util.errorDisplay(_("CoNeS synthesis failed: {message}").format(message=job.errorMessage))
+
+
+class CoNeSSynthesisLogic(ScriptedLoadableModuleLogic):
+    """The console API of the module; it needs no GUI.
+
+    Example::
+
+        import CoNeSSynthesis
+        logic = CoNeSSynthesis.CoNeSSynthesisLogic()
+        t1ce = logic.synthesize(modelPath, {"t1": t1Node, "t2": t2Node, "flair": flairNode})
+        t1ce, tumour = logic.synthesize(modelPath, sources, segmentationModelPath="SEGRUN/last.pt")
+    """
+
+    def getParameterNode(self):
+        return CoNeSSynthesisParameterNode(super().getParameterNode())
+
+    def ensureDependencies(self):
+        """Install PyTorch and the other requirements on first use, after asking (see :mod:`dependencies`)."""
+        dependencies.ensureDependencies(Path(slicer.app.temporaryPath))
+
+    def canReadModels(self):
+        """Whether model files can be read in this process (their cards need torch)."""
+        return dependencies.torchInstalled()
+
+    def readModelCard(self, modelPath):
+        """The card of a model file: its sources in channel order and its target. Raises ValueError if refused."""
+        return readModelCard(modelPath)
+
+    def synthesize(
+        self,
+        modelPath,
+        sourceVolumes,
+        outputNode=None,
+        device=Device.AUTO,
+        allowResampling=False,
+        segmentationModelPath=None,
+        wait=True,
+        onProgress=None,
+        onDone=None,
+    ):
+        """Synthesize the model's target sequence from scalar volumes of the scene.
+
+        Args:
+            modelPath: the CoNeS model file (str or Path).
+            sourceVolumes: volumes keyed by sequence name, e.g. ``{"t1": node, "t2": node, "flair": node}``;
+                the model's first source is the reference grid of the output.
+            outputNode: an existing volume to replace; ``None`` adds "<case> <target> (synthesized)".
+            device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+            allowResampling: resample sources on other grids onto the reference instead of refusing them.
+            segmentationModelPath: segment the tumour after synthesis with this model (a ``cones train-seg``
+                file, a TorchScript or ONNX file with its ``.json`` sidecar, or an nnU-Net folder); the result
+                is a segmentation node with NCR, ED and ET segments referencing the first source.
+            wait: True runs to the end and returns the output node, or ``(output node, segmentation node)``
+                with ``segmentationModelPath`` (scripts); False returns the running
+                :class:`~CoNeSSynthesisLib.synthesis.SynthesisJob` at once (GUI), which has ``cancel()``
+                and, once done, ``outputNode`` and ``segmentationNode``.
+            onProgress: called with each :class:`~CoNeSSynthesisLib.jobs.Progress` (done, total slices).
+            onDone: called with the job when it has ended (the output, if any, is in the scene then).
+
+        Raises:
+            ValueError: refused input (the message names the volumes), the model file is refused, or the
+                segmentation model is refused or needs a sequence that is neither a source nor synthesized.
+            RuntimeError: the synthesis failed or (``wait=True``) was cancelled.
+        """
+        self.ensureDependencies()
+        request = prepareSynthesis(modelPath, sourceVolumes, outputNode, device, allowResampling, segmentationModelPath)
+        job = SynthesisJob(
+            slicer.mrmlScene, request, workDirectory(), pythonInterpreter(), onProgress=onProgress, onDone=onDone
+        )
+        if not wait:
+            job.start(launchSlicerProcess)
+            return job
+        job.run(startSlicerProcess)
+        job.raiseForStatus()
+        return job.outputNode if segmentationModelPath is None else (job.outputNode, job.segmentationNode)
+
+
+class CoNeSSynthesisTest(ScriptedLoadableModuleTest):
+    """Runs inside Slicer on a generated case and a tiny random-init model: logic, cancel and the panel."""
+
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_synthesizeKeepsTheReferenceGridAndTheSources()
+        self.setUp()
+        self.test_segmentAfterSynthesisAddsTheTumourSegmentation()
+        self.setUp()
+        self.test_mismatchedGridsAreRefused()
+        self.setUp()
+        self.test_cancelLeavesTheSceneUnchanged()
+        self.setUp()
+        self.test_panelApplyCreatesTheOutput()
+
+    def _model(self):
+        """A tiny model file; writing it imports torch here, which is fine in a test (no inference runs here)."""
+        CoNeSSynthesisLogic().ensureDependencies()
+        return testing.writeTinyModel(workDirectory() / "tiny.pt")
+
+    def _sources(self, case):
+        return {sequence.value: case[sequence] for sequence in (Sequence.T1, Sequence.T2, Sequence.FLAIR)}
+
+    def _waitFor(self, condition, timeoutSeconds=300):
+        """Let the event loop run (the job's callbacks come from it) until ``condition()`` holds."""
+        loop = qt.QEventLoop()
+        poll = qt.QTimer()
+        poll.setInterval(100)
+        poll.timeout.connect(lambda: condition() and loop.quit())
+        qt.QTimer.singleShot(timeoutSeconds * 1000, loop.quit)
+        poll.start()
+        loop.exec_()
+        poll.stop()
+        self.assertTrue(condition(), "timed out waiting for the synthesis")
+
+    def test_synthesizeKeepsTheReferenceGridAndTheSources(self):
+        self.delayDisplay("Synthesis from the console API")
+        case = testing.addSyntheticCase(slicer.mrmlScene, "TEST-CASE")
+        before = {sequence: slicer.util.arrayFromVolume(node).copy() for sequence, node in case.items()}
+        output = CoNeSSynthesisLogic().synthesize(self._model(), self._sources(case), device="cpu")
+        self.assertEqual(output.GetName(), "TEST-CASE T1ce (synthesized)")
+        reference, synthesized = vtk.vtkMatrix4x4(), vtk.vtkMatrix4x4()
+        case[Sequence.T1].GetIJKToRASMatrix(reference)
+        output.GetIJKToRASMatrix(synthesized)
+        self.assertEqual(
+            slicer.util.arrayFromVTKMatrix(synthesized).tolist(), slicer.util.arrayFromVTKMatrix(reference).tolist()
+        )
+        self.assertGreater(slicer.util.arrayFromVolume(output).std(), 0)
+        for sequence, node in case.items():
+            self.assertTrue((slicer.util.arrayFromVolume(node) == before[sequence]).all())
+
+    def test_segmentAfterSynthesisAddsTheTumourSegmentation(self):
+        self.delayDisplay("Segment after synthesis from the console API")
+        case = testing.addSyntheticCase(slicer.mrmlScene, "TEST-CASE")
+        model = self._model()
+        segmentationModel = testing.writeTinySegmentationModel(workDirectory() / "segmentation.pt")
+        output, tumour = CoNeSSynthesisLogic().synthesize(
+            model, self._sources(case), device="cpu", segmentationModelPath=segmentationModel
+        )
+        self.assertEqual(output.GetName(), "TEST-CASE T1ce (synthesized)")
+        self.assertEqual(tumour.GetName(), "TEST-CASE tumour segmentation")
+        segments = tumour.GetSegmentation()
+        names = [segments.GetNthSegment(index).GetName() for index in range(segments.GetNumberOfSegments())]
+        self.assertEqual(names, ["NCR", "ED", "ET"])
+        role = slicer.vtkMRMLSegmentationNode.GetReferenceImageGeometryReferenceRole()
+        self.assertEqual(tumour.GetNodeReferenceID(role), case[Sequence.T1].GetID())
+
+    def test_mismatchedGridsAreRefused(self):
+        self.delayDisplay("Sources on different grids")
+        case = testing.addSyntheticCase(slicer.mrmlScene, "TEST-CASE")
+        case[Sequence.T2].SetSpacing(2.0, 2.0, 2.0)
+        with self.assertRaisesRegex(ValueError, "'TEST-CASE_t2' \\(T2\\) is not on the grid"):
+            CoNeSSynthesisLogic().synthesize(self._model(), self._sources(case), device="cpu")
+
+    def test_cancelLeavesTheSceneUnchanged(self):
+        self.delayDisplay("Cancel")
+        case = testing.addSyntheticCase(slicer.mrmlScene, "TEST-CASE")
+        nodes = slicer.mrmlScene.GetNumberOfNodes()
+        job = CoNeSSynthesisLogic().synthesize(self._model(), self._sources(case), device="cpu", wait=False)
+        job.cancel()
+        self._waitFor(lambda: job.status is not JobStatus.RUNNING)
+        self.assertIs(job.status, JobStatus.CANCELLED)
+        self.assertEqual(slicer.mrmlScene.GetNumberOfNodes(), nodes)
+
+    def test_panelApplyCreatesTheOutput(self):
+        self.delayDisplay("Apply in the panel")
+        slicer.util.selectModule("CoNeSSynthesis")
+        widget = slicer.modules.conessynthesis.widgetRepresentation().self()
+        case = testing.addSyntheticCase(slicer.mrmlScene, "TEST-CASE")
+        parameters = widget.logic.getParameterNode()
+        parameters.modelPath = self._model()
+        for sequence, node in self._sources(case).items():
+            setattr(parameters, SOURCE_PARAMETERS[Sequence(sequence)], node)
+        parameters.device = Device.CPU
+        self.assertFalse(widget.ui.t1VolumeSelector.isHidden())
+        self.assertTrue(widget.ui.t1ceVolumeSelector.isHidden(), "T1ce is the target, not a source")
+        widget.ui.applyButton.click()
+        self.assertEqual(widget.ui.applyButton.text, "Cancel")
+        self._waitFor(lambda: widget.ui.applyButton.text == "Apply")
+        output = slicer.mrmlScene.GetFirstNodeByName("TEST-CASE T1ce (synthesized)")
+        self.assertIsNotNone(output, widget.ui.statusLabel.text)
+        self.assertEqual(widget.ui.progressBar.value, 100)

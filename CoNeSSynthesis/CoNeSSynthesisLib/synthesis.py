@@ -1,0 +1,292 @@
+"""One synthesis from MRML volumes: check the request, run ``cones synthesize``, put the result into MRML.
+
+The check happens before any process starts, with messages that name the scene's volumes. The
+process reads the sources from files written into a work folder and writes the result there; the
+result is loaded into the scene only when the process has succeeded, and the folder is deleted
+whatever happened. With a segmentation model, the same process then segments the tumour on the
+sources completed by the synthesized sequence (``cones synthesize --segment``), and the label map
+becomes a segmentation node (:mod:`CoNeSSynthesisLib.segmentation`).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import SimpleITK as sitk
+from slicer import vtkMRMLScalarVolumeNode, vtkMRMLScene
+
+from cones.sequences import Sequence
+from CoNeSSynthesisLib import segmentation, volumes
+from CoNeSSynthesisLib.jobs import (
+    BackgroundLauncher,
+    Device,
+    JobStatus,
+    ProcessJob,
+    ProcessStarter,
+    Progress,
+    conesCommand,
+    conesEnvironment,
+    startPlainProcess,
+)
+from CoNeSSynthesisLib.location import bundledModelPath
+
+if TYPE_CHECKING:
+    from slicer import vtkMRMLSegmentationNode
+
+    from cones.checkpoint import ModelCard
+    from cones.segmentation.base import SegmentationInfo
+
+__all__ = [
+    "OUTPUT_FILE_NAME",
+    "SEGMENTATION_FILE_NAME",
+    "SynthesisJob",
+    "SynthesisRequest",
+    "prepareSynthesis",
+    "readModelCard",
+]
+
+logger = logging.getLogger(__name__)
+
+OUTPUT_FILE_NAME = "synthesized.nrrd"
+SEGMENTATION_FILE_NAME = "segmentation.nrrd"
+
+
+def readModelCard(modelPath: str | Path) -> ModelCard:
+    """The card of a model file (which sources, in which order, and which target), without building the model.
+
+    A missing file is refused before torch is imported, so typing a path in the panel stays quick.
+
+    Raises:
+        ValueError: the file does not exist (saying so plainly when it is the bundled model that is
+            missing), or the core refuses it (:class:`cones.checkpoint.CheckpointError`).
+    """
+    path = Path(modelPath)
+    if not path.is_file() and path == bundledModelPath():
+        raise ValueError(
+            f"the bundled model {str(path)!r} is not part of this installation; choose a model file "
+            "(one written by 'cones train', e.g. RUN/best.pt)"
+        )
+    if not path.is_file():
+        raise ValueError(f"the model file {str(path)!r} does not exist; choose a CoNeS model file (.pt)")
+    from cones.checkpoint import read_model_card
+
+    return read_model_card(path)
+
+
+@dataclass(frozen=True)
+class SynthesisRequest:
+    """A checked synthesis request.
+
+    Attributes:
+        modelPath: the model file.
+        sources: one volume per model source, in the model's channel order; the first is the
+            reference grid of the output.
+        target: the sequence the model synthesizes.
+        outputNode: the volume the user chose to replace, or ``None`` for a new volume.
+        device: where the network runs.
+        allowResampling: resample sources on other grids onto the reference instead of refusing them.
+        segmentation: the segmentation model to run after synthesis, or ``None``.
+    """
+
+    modelPath: Path
+    sources: Mapping[Sequence, vtkMRMLScalarVolumeNode]
+    target: Sequence
+    outputNode: vtkMRMLScalarVolumeNode | None = None
+    device: Device = Device.AUTO
+    allowResampling: bool = False
+    segmentation: SegmentationInfo | None = None
+
+    @property
+    def referenceNode(self) -> vtkMRMLScalarVolumeNode:
+        """The first source: its grid, transform and case name are the output's."""
+        return next(iter(self.sources.values()))
+
+
+def prepareSynthesis(
+    modelPath: str | Path,
+    sourceVolumes: Mapping[Sequence | str, vtkMRMLScalarVolumeNode | None],
+    outputNode: vtkMRMLScalarVolumeNode | None = None,
+    device: Device | str = Device.AUTO,
+    allowResampling: bool = False,
+    segmentationModelPath: str | Path | None = None,
+) -> SynthesisRequest:
+    """Check a request against the model's card and the scene, before any process starts.
+
+    Args:
+        modelPath: the model file.
+        sourceVolumes: volumes keyed by sequence name (``{"t1": node, "t2": node, "flair": node}``).
+        outputNode: an existing volume to replace, or ``None`` to add a new one.
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+        allowResampling: accept sources on other grids (they are resampled onto the first source).
+        segmentationModelPath: segment the tumour after synthesis with this model (a ``cones train-seg``
+            file, a TorchScript or ONNX file with its sidecar, or an nnU-Net folder); it gets the
+            model's sources and the synthesized sequence.
+
+    Raises:
+        ValueError: the model file is refused or synthesizes several sequences, a source is missing
+            or unusable, the output is a source, the sources are under different transforms, or
+            (without ``allowResampling``) on different grids; the segmentation model is refused or
+            needs a sequence that is neither a source nor synthesized. Each message names the volumes.
+    """
+    card = readModelCard(modelPath)
+    if len(card.targets) != 1:
+        names = ", ".join(target.display_name for target in card.targets)
+        raise ValueError(f"the model synthesizes {len(card.targets)} sequences ({names}); this module makes one")
+    sources = volumes.matchSourceVolumes(card.sources, sourceVolumes)
+    volumes.checkOutputVolume(outputNode, sources)
+    volumes.checkSameTransform(sources)
+    if not allowResampling:
+        volumes.checkSameGrid(sources)
+    info = None
+    if segmentationModelPath is not None:
+        from cones.segmentation.chain import check_segmentation_inputs
+
+        info = segmentation.readSegmentationInfo(segmentationModelPath)
+        check_segmentation_inputs(info, given=sources, synthesized=card.targets)
+    return SynthesisRequest(
+        Path(modelPath), sources, card.targets[0], outputNode, Device(device), allowResampling, info
+    )
+
+
+def _writeSources(sources: Mapping[Sequence, vtkMRMLScalarVolumeNode], folder: Path) -> dict[Sequence, Path]:
+    """Write each source as uncompressed NRRD (fast, exact geometry) for the process to read."""
+    paths = {}
+    for sequence, node in sources.items():
+        paths[sequence] = folder / f"{sequence.value}.nrrd"
+        sitk.WriteImage(volumes.imageFromVolume(node), str(paths[sequence]), useCompression=False)
+    return paths
+
+
+def _command(
+    python: str, request: SynthesisRequest, inputs: Mapping[Sequence, Path], output: Path, segmentationOutput: Path
+) -> list[str]:
+    arguments = [
+        "synthesize",
+        "--model", str(request.modelPath),
+        "--input", *(f"{sequence.value}={path}" for sequence, path in inputs.items()),
+        "--output", str(output),
+        "--device", request.device.value,
+    ]  # fmt: skip
+    if request.allowResampling:
+        arguments.append("--resample")
+    if request.segmentation is not None:
+        arguments += ["--segment", str(request.segmentation.source), "--segmentation-output", str(segmentationOutput)]
+    return conesCommand(python, arguments)
+
+
+class SynthesisJob:
+    """One synthesis run in a background process, from MRML sources to an MRML output volume.
+
+    The sources are written when the job is made (on the caller's thread, which owns the scene);
+    the output node (and the segmentation node, when the request has a segmentation model) is
+    created or replaced only when the process has succeeded.
+
+    Args:
+        scene: the scene of the sources; a new output volume is added to it.
+        request: a request from :func:`prepareSynthesis`.
+        workDirectory: an empty folder the job owns and deletes when it ends (or fails to start).
+        python: the interpreter that runs ``cones`` (:func:`~CoNeSSynthesisLib.jobs.pythonInterpreter`).
+        onProgress: called with each :class:`~CoNeSSynthesisLib.jobs.Progress` of the process.
+        onLog: called with the process's other output lines.
+        onDone: called once with the job when it has ended, its output (if any) in the scene.
+    """
+
+    def __init__(
+        self,
+        scene: vtkMRMLScene,
+        request: SynthesisRequest,
+        workDirectory: Path,
+        python: str,
+        *,
+        onProgress: Callable[[Progress], None] | None = None,
+        onLog: Callable[[str], None] | None = None,
+        onDone: Callable[[SynthesisJob], None] | None = None,
+    ) -> None:
+        self.scene, self.request = scene, request
+        self.outputNode: vtkMRMLScalarVolumeNode | None = None
+        self.segmentationNode: vtkMRMLSegmentationNode | None = None
+        self.outputPath = workDirectory / OUTPUT_FILE_NAME
+        self.segmentationPath = workDirectory / SEGMENTATION_FILE_NAME
+        self._loadError: str | None = None
+        self._onDone = onDone
+        try:
+            inputs = _writeSources(request.sources, workDirectory)
+            command = _command(python, request, inputs, self.outputPath, self.segmentationPath)
+        except Exception:
+            shutil.rmtree(workDirectory)
+            raise
+        self.process = ProcessJob(
+            command,
+            conesEnvironment(),
+            workDirectory=workDirectory,
+            onProgress=onProgress,
+            onLog=onLog,
+            onFinished=self._finish,
+        )
+
+    @property
+    def status(self) -> JobStatus:
+        """The process's status, or FAILED when its output could not be loaded."""
+        return JobStatus.FAILED if self._loadError else self.process.status
+
+    @property
+    def errorMessage(self) -> str | None:
+        """Why the job did not succeed, or None."""
+        return self._loadError or self.process.errorMessage
+
+    def run(self, startProcess: ProcessStarter = startPlainProcess) -> vtkMRMLScalarVolumeNode | None:
+        """Run to the end in the calling thread; returns the output node, None unless succeeded."""
+        self.process.run(startProcess)
+        return self.outputNode
+
+    def start(self, launcher: BackgroundLauncher) -> None:
+        """Start in the background; ``onDone`` tells when it has ended."""
+        self.process.start(launcher)
+
+    def cancel(self) -> None:
+        """Stop the process; the scene stays as it was and the work folder is deleted."""
+        self.process.cancel()
+
+    def raiseForStatus(self) -> None:
+        """Raise unless the job succeeded (see :meth:`~CoNeSSynthesisLib.jobs.ProcessJob.raiseForStatus`)."""
+        if self._loadError:
+            raise RuntimeError(self._loadError)
+        self.process.raiseForStatus()
+
+    def _finish(self, process: ProcessJob) -> None:
+        if process.status is JobStatus.SUCCEEDED:
+            try:
+                self._loadResults()
+            except (RuntimeError, ValueError) as error:
+                self._loadError = str(error)
+                logger.error(self._loadError)
+        if self._onDone is not None:
+            self._onDone(self)
+
+    def _loadResults(self) -> None:
+        """Read every result file, then add the results to the scene, the one that checks its input first.
+
+        A result that cannot be read or is refused (a label map off the reference grid) adds nothing.
+        """
+        image = _readResult(self.outputPath, "the synthesized volume")
+        reference = self.request.referenceNode
+        if self.request.segmentation is not None:
+            labels = _readResult(self.segmentationPath, "the tumour label map")
+            self.segmentationNode = segmentation.addTumourSegmentation(
+                self.scene, labels, self.request.segmentation.labels, reference
+            )
+        self.outputNode = volumes.writeSynthesizedVolume(
+            self.scene, image, reference, self.request.target, self.request.outputNode
+        )
+
+
+def _readResult(path: Path, what: str) -> sitk.Image:
+    try:
+        return sitk.ReadImage(str(path))
+    except RuntimeError as error:
+        raise RuntimeError(f"cannot load {what} {str(path)!r}: {error}") from None

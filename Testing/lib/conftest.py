@@ -1,0 +1,42 @@
+"""Fixtures of the Slicer-side tests: the module folders on ``sys.path``, a real MRML scene, a tiny model.
+
+The scene is the slicer-core wheel's real MRML (no Qt, no Slicer application); the model is a
+random-init generator of a few thousand weights, so every synthesis runs in about a second.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+MODULE_FOLDERS = (ROOT / "CoNeSSynthesis", ROOT / "CoNeSTraining")
+for folder in MODULE_FOLDERS:
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+
+
+@pytest.fixture
+def scene():
+    """An empty MRML scene."""
+    slicer = pytest.importorskip("slicer")
+    return slicer.vtkMRMLScene()
+
+
+@pytest.fixture
+def case(scene):
+    """The four sequences of a generated case, on an oblique left-handed grid, keyed by sequence."""
+    from CoNeSSynthesisLib import testing
+
+    return testing.addSyntheticCase(scene, "CASE-001")
+
+
+@pytest.fixture(scope="session")
+def tinyModel(tmp_path_factory) -> Path:
+    """A random-init T1 + T2 + FLAIR -> T1ce model file."""
+    pytest.importorskip("slicer")
+    from CoNeSSynthesisLib import testing
+
+    return testing.writeTinyModel(tmp_path_factory.mktemp("model") / "tiny.pt")

@@ -1,0 +1,124 @@
+"""The headless batch script: run as users run it (a plain-Python process with slicer-core), and its
+refusals through its ``main`` in this process, which skips a process start per case."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("slicer")
+import SimpleITK as sitk
+from CoNeSSynthesisLib import testing
+
+from cones.sequences import Sequence
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "CoNeSSynthesis" / "Resources" / "batch_synthesize.py"
+
+
+@pytest.fixture(scope="module")
+def batch():
+    """The batch script as a module."""
+    spec = importlib.util.spec_from_file_location("batch_synthesize", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def caseFiles(tmp_path_factory) -> dict[Sequence, Path]:
+    """A generated case on an oblique left-handed grid, written as NIfTI as datasets ship it."""
+    folder = tmp_path_factory.mktemp("case")
+    files = {}
+    for sequence, image in testing.syntheticCaseImages().items():
+        files[sequence] = folder / f"CASE-001_{sequence.value}.nii.gz"
+        sitk.WriteImage(image, str(files[sequence]))
+    return files
+
+
+def runBatch(*arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *arguments], capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def sourceFiles(files: dict[Sequence, Path]) -> dict[str, Path]:
+    return {sequence.value: files[sequence] for sequence in (Sequence.T1, Sequence.T2, Sequence.FLAIR)}
+
+
+def batchArguments(model: Path, inputs: dict[str, Path], output: Path) -> list[str]:
+    return [
+        "--model",
+        str(model),
+        "--input",
+        *(f"{name}={path}" for name, path in inputs.items()),
+        "--output",
+        str(output),
+    ]
+
+
+def test_batch_writes_the_synthesized_volume_on_the_input_grid(caseFiles, tinyModel: Path, tmp_path: Path) -> None:
+    output = tmp_path / "out" / "t1ce_synthesized.nrrd"
+    result = runBatch(*batchArguments(tinyModel, sourceFiles(caseFiles), output), "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    assert f"written to {output}" in result.stdout
+    written, reference = sitk.ReadImage(str(output)), sitk.ReadImage(str(caseFiles[Sequence.T1]))
+    assert written.GetSize() == reference.GetSize()
+    assert np.linalg.det(np.reshape(written.GetDirection(), (3, 3))) < 0, "the left-handed grid is kept"
+    for name in ("GetSpacing", "GetOrigin", "GetDirection"):
+        np.testing.assert_allclose(getattr(written, name)(), getattr(reference, name)(), atol=1e-5)
+    values, t1 = sitk.GetArrayFromImage(written), sitk.GetArrayFromImage(reference)
+    assert np.all(values[t1 == 0] == 0) and values[t1 > 0].std() > 0
+    assert sorted(path.name for path in output.parent.iterdir()) == [output.name], "no temporary file is left"
+
+
+def without(inputs: dict[str, Path], name: str) -> dict[str, Path]:
+    return {key: path for key, path in inputs.items() if key != name}
+
+
+# each: (model, inputs, output) from (model, the case's sources, a scratch folder), and the expected message
+REFUSALS = {
+    "unknown-sequence": (
+        lambda m, i, t: (m, {**without(i, "t2"), "dwi": i["t2"]}, t / "o.nrrd"),
+        "sequence name 'dwi'",
+    ),
+    "missing-model": (lambda m, i, t: (t / "no-model.pt", i, t / "o.nrrd"), "no-model.pt' does not exist"),
+    "missing-source": (lambda m, i, t: (m, without(i, "flair"), t / "o.nrrd"), "the model needs a FLAIR volume"),
+    "bad-format": (lambda m, i, t: (m, i, t / "o.png"), "must end with one of .nrrd"),
+}
+
+
+def test_batch_refuses_a_missing_input_file_with_one_error_line_and_writes_nothing(
+    caseFiles, tinyModel: Path, tmp_path: Path
+) -> None:
+    inputs = {**sourceFiles(caseFiles), "t2": tmp_path / "missing.nii.gz"}
+    result = runBatch(*batchArguments(tinyModel, inputs, tmp_path / "out.nrrd"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"error: input file {str(inputs['t2'])!r} does not exist"]
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("refusal", list(REFUSALS))
+def test_batch_refuses_bad_input_and_writes_nothing(
+    refusal: str, batch, caseFiles, tinyModel: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    makeArguments, message = REFUSALS[refusal]
+    assert batch.main(batchArguments(*makeArguments(tinyModel, sourceFiles(caseFiles), tmp_path))) == 2
+    lastLine = capsys.readouterr().err.strip().splitlines()[-1]
+    assert lastLine.startswith("error: ") and message in lastLine
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_batch_never_overwrites_without_overwrite(
+    batch, caseFiles, tinyModel: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    output = tmp_path / "out.nrrd"
+    output.write_bytes(b"keep me")
+    assert batch.main(batchArguments(tinyModel, sourceFiles(caseFiles), output)) == 2
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
+    assert output.read_bytes() == b"keep me"

@@ -1,0 +1,205 @@
+"""The background process runner: progress lines, log lines, failures, cancel and the work folder.
+
+These use tiny Python scripts as the process, so they check the runner itself in milliseconds; the
+synthesis tests run the real ``cones`` command through it.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from CoNeSSynthesisLib.jobs import (
+    Device,
+    JobCancelled,
+    JobStatus,
+    ProcessJob,
+    Progress,
+    conesCommand,
+    conesEnvironment,
+    parseProgressLine,
+    pythonInterpreter,
+    startPlainProcess,
+)
+
+SLEEPER = "import time; print('CONES_PROGRESS 1 10 synthesize', flush=True); time.sleep(60)"
+
+
+def script(code: str) -> list[str]:
+    return [sys.executable, "-c", code]
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("CONES_PROGRESS 3 12 synthesize", Progress(3, 12, "synthesize")),
+        ("CONES_PROGRESS 0 0 prepare data", Progress(0, 0, "prepare data")),
+        ("CONES_PROGRESS 5 7", Progress(5, 7, "")),
+        ("CONES_PROGRESS x 7 synthesize", None),
+        ("INFO synthesizing 12 of 40 slices on cpu", None),
+        ("", None),
+    ],
+)
+def test_parseProgressLine(line: str, expected: Progress | None) -> None:
+    assert parseProgressLine(line) == expected
+
+
+def test_progress_fraction_is_bounded_and_zero_without_a_total() -> None:
+    assert Progress(3, 12, "").fraction == 0.25
+    assert Progress(3, 0, "").fraction == 0.0
+    assert Progress(13, 12, "").fraction == 1.0
+
+
+def test_run_reports_progress_and_log_lines_and_removes_the_work_folder(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    progress, lines, finished = [], [], []
+    code = "import sys\nfor i in (1, 2): print(f'CONES_PROGRESS {i} 2 synthesize')\nprint('done', file=sys.stderr)"
+    job = ProcessJob(
+        script(code),
+        workDirectory=work,
+        onProgress=progress.append,
+        onLog=lines.append,
+        onFinished=lambda job: finished.append(work.exists()),
+    )
+    assert job.run() is JobStatus.SUCCEEDED
+    assert progress == [Progress(1, 2, "synthesize"), Progress(2, 2, "synthesize")]
+    assert lines == ["done"]
+    assert finished == [True], "the end callback runs before the work folder is deleted"
+    assert not work.exists()
+    assert job.errorMessage is None
+    job.raiseForStatus()
+
+
+def test_run_passes_the_environment_and_puts_its_pythonpath_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", "/callers/path")
+    lines = []
+    code = "import os; print(os.environ['CONES_TEST']); print(os.environ['PYTHONPATH'])"
+    job = ProcessJob(script(code), {"CONES_TEST": "here", "PYTHONPATH": "/cones/parent"}, onLog=lines.append)
+    job.run()
+    assert lines == ["here", os.pathsep.join(["/cones/parent", "/callers/path"])]
+
+
+def test_conesEnvironment_points_at_the_cones_this_process_runs() -> None:
+    import cones
+
+    environment = conesEnvironment()
+    assert Path(environment["PYTHONPATH"]) / "cones" == Path(cones.__file__).resolve().parent
+    assert environment["PYTHONUNBUFFERED"] == "1"
+
+
+def test_refused_input_raises_valueerror_with_the_commands_error_line() -> None:
+    code = "import sys; print('INFO reading'); print('error: the model needs source sequence(s) T2', file=sys.stderr)"
+    job = ProcessJob(script(code + "; sys.exit(2)"))
+    assert job.run() is JobStatus.FAILED
+    assert job.errorMessage == "the model needs source sequence(s) T2"
+    with pytest.raises(ValueError, match=r"^the model needs source sequence\(s\) T2$"):
+        job.raiseForStatus()
+
+
+def test_a_crash_raises_runtimeerror_with_the_last_line() -> None:
+    job = ProcessJob(script("raise MemoryError('out of memory')"))
+    assert job.run() is JobStatus.FAILED
+    with pytest.raises(RuntimeError, match="exit code 1: MemoryError: out of memory"):
+        job.raiseForStatus()
+
+
+def test_cancel_kills_the_process_and_removes_the_work_folder(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "input.nrrd").write_bytes(b"0")
+    jobs: list[ProcessJob] = []
+    job = ProcessJob(script(SLEEPER), workDirectory=work, onProgress=lambda progress: jobs[0].cancel())
+    jobs.append(job)
+    started = time.monotonic()
+    assert job.run() is JobStatus.CANCELLED
+    assert time.monotonic() - started < 30
+    assert job.process.returncode != 0
+    assert not work.exists()
+    with pytest.raises(JobCancelled):
+        job.raiseForStatus()
+
+
+def threadLauncher(args, environment, onLine, onExit) -> subprocess.Popen:
+    """A background launcher like Slicer's launchConsoleProcess(blocking=False): a reader thread
+    queues the lines and :func:`drain` delivers them on the test's thread, as Slicer's QTimer does."""
+    process = startPlainProcess(args, environment)
+    events: queue.Queue = queue.Queue()
+
+    def read() -> None:
+        for line in process.stdout:
+            events.put((onLine, line.rstrip("\n")))
+        events.put((onExit, process.wait()))
+
+    threading.Thread(target=read, daemon=True).start()
+    process.events = events
+    return process
+
+
+def drain(job: ProcessJob, until, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not until() and time.monotonic() < deadline:
+        try:
+            callback, value = job.process.events.get(timeout=0.1)
+        except queue.Empty:
+            continue
+        callback(value)
+
+
+def test_start_returns_at_once_and_cancel_from_the_caller_ends_the_job(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    ended = []
+    job = ProcessJob(script(SLEEPER), workDirectory=work, onFinished=lambda job: ended.append(job.status))
+    job.start(threadLauncher)
+    assert job.status is JobStatus.RUNNING
+    drain(job, until=lambda: job.progress is not None)
+    job.cancel()
+    drain(job, until=lambda: bool(ended))
+    assert ended == [JobStatus.CANCELLED]
+    assert not work.exists()
+
+
+def test_a_job_runs_once() -> None:
+    job = ProcessJob(script("pass"))
+    job.run()
+    with pytest.raises(RuntimeError, match="a job runs once"):
+        job.run()
+
+
+def test_a_process_that_cannot_start_removes_the_work_folder(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    job = ProcessJob([str(tmp_path / "no-such-python")], workDirectory=work)
+    with pytest.raises(OSError):
+        job.run()
+    assert not work.exists()
+
+
+def test_conesCommand_is_checked_by_the_command_lines_parser() -> None:
+    arguments = ["synthesize", "--model", "m.pt", "--input", "t1=a.nrrd", "--output", "o.nrrd"]
+    assert conesCommand("python", arguments) == ["python", "-m", "cones.cli", *arguments]
+    with pytest.raises(ValueError, match="expected SEQUENCE=PATH"):
+        conesCommand("python", ["synthesize", "--model", "m.pt", "--input", "t1", "--output", "o.nrrd"])
+    with pytest.raises(ValueError, match="the following arguments are required: --output"):
+        conesCommand("python", ["synthesize", "--model", "m.pt", "--input", "t1=a.nrrd"])
+
+
+def test_pythonInterpreter_prefers_slicers_pythonslicer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert pythonInterpreter() == sys.executable
+    launcher = tmp_path / "PythonSlicer"
+    launcher.write_text("#!/bin/sh\n")
+    launcher.chmod(0o755)
+    assert pythonInterpreter() == str(launcher)
+
+
+def test_device_values_are_the_command_lines_and_labels_are_readable() -> None:
+    assert [device.value for device in Device] == ["auto", "cpu", "cuda"]
+    assert Device.label(Device.CUDA) == "CUDA (NVIDIA GPU)"

@@ -1,0 +1,194 @@
+"""Synthesis from MRML volumes end to end: request checks, the ``cones`` process, and the output node."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("slicer")
+import slicer
+import vtk
+from CoNeSSynthesisLib import location, testing
+from CoNeSSynthesisLib.jobs import Device, JobCancelled, JobStatus
+from CoNeSSynthesisLib.synthesis import SynthesisJob, prepareSynthesis, readModelCard
+
+from cones.sequences import Sequence
+
+SOURCES = (Sequence.T1, Sequence.T2, Sequence.FLAIR)
+
+
+def ijkToRas(node) -> np.ndarray:
+    matrix = vtk.vtkMatrix4x4()
+    node.GetIJKToRASMatrix(matrix)
+    return slicer.util.arrayFromVTKMatrix(matrix)
+
+
+def sourceVolumes(case) -> dict[str, object]:
+    return {sequence.value: case[sequence] for sequence in SOURCES}
+
+
+def snapshot(nodes) -> list[tuple[np.ndarray, np.ndarray]]:
+    return [(slicer.util.arrayFromVolume(node).copy(), ijkToRas(node)) for node in nodes]
+
+
+def workFolder(tmp_path: Path) -> Path:
+    folder = tmp_path / "work"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture(scope="module")
+def synthesized(tinyModel: Path, tmp_path_factory):
+    """One synthesis of a generated case: the scene before and after, the job and what it reported."""
+    scene = slicer.vtkMRMLScene()
+    case = testing.addSyntheticCase(scene, "CASE-001")
+    before = snapshot(case.values())
+    nodesBefore = scene.GetNumberOfNodes()
+    progress, done = [], []
+    work = workFolder(tmp_path_factory.mktemp("synthesis"))
+    request = prepareSynthesis(tinyModel, sourceVolumes(case), device="cpu")
+    job = SynthesisJob(scene, request, work, sys.executable, onProgress=progress.append, onDone=done.append)
+    output = job.run()
+    return {
+        "scene": scene,
+        "case": case,
+        "before": before,
+        "nodesBefore": nodesBefore,
+        "job": job,
+        "output": output,
+        "progress": progress,
+        "done": done,
+        "work": work,
+    }
+
+
+def test_synthesis_adds_a_named_volume_on_the_reference_grid(synthesized) -> None:
+    job, output, case = synthesized["job"], synthesized["output"], synthesized["case"]
+    job.raiseForStatus()
+    assert job.status is JobStatus.SUCCEEDED and synthesized["done"] == [job]
+    assert output is job.outputNode and output.GetName() == "CASE-001 T1ce (synthesized)"
+    assert output.GetScene() is synthesized["scene"]
+    np.testing.assert_array_equal(ijkToRas(output), ijkToRas(case[Sequence.T1]))
+    values = slicer.util.arrayFromVolume(output)
+    assert values.shape == slicer.util.arrayFromVolume(case[Sequence.T1]).shape
+    foreground = slicer.util.arrayFromVolume(case[Sequence.T1]) > 0
+    assert np.all(values[~foreground] == 0) and values[foreground].std() > 0
+
+
+def test_synthesis_leaves_the_sources_untouched(synthesized) -> None:
+    after = snapshot(synthesized["case"].values())
+    for (arrayBefore, matrixBefore), (arrayAfter, matrixAfter) in zip(synthesized["before"], after, strict=True):
+        np.testing.assert_array_equal(arrayAfter, arrayBefore)
+        np.testing.assert_array_equal(matrixAfter, matrixBefore)
+
+
+def test_synthesis_reports_progress_to_the_end_and_removes_its_files(synthesized) -> None:
+    progress = synthesized["progress"]
+    assert progress and progress[-1].done == progress[-1].total > 0
+    assert [p.done for p in progress] == sorted(p.done for p in progress)
+    assert not synthesized["work"].exists()
+
+
+def test_sources_on_another_grid_are_refused_naming_the_volumes(scene, case, tinyModel: Path) -> None:
+    matrix = testing.OBLIQUE_LEFT_HANDED_IJK_TO_RAS.copy()
+    matrix[:3, :3] *= 1.5
+    case[Sequence.FLAIR].SetIJKToRASMatrix(slicer.util.vtkMatrixFromArray(matrix))
+    with pytest.raises(ValueError, match=r"'CASE-001_flair' \(FLAIR\) is not on the grid of 'CASE-001_t1' \(T1\)"):
+        prepareSynthesis(tinyModel, sourceVolumes(case))
+
+
+def addVolume(scene, name: str, value: float):
+    node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
+    slicer.util.updateVolumeFromArray(node, np.full((2, 2, 2), value, np.float32))
+    return node
+
+
+def test_resampled_sources_are_synthesized_into_the_chosen_output_only(
+    scene, case, tinyModel: Path, tmp_path: Path
+) -> None:
+    flair = case[Sequence.FLAIR]
+    coarse = slicer.util.arrayFromVolume(flair)[:, ::2, ::2].copy()
+    matrix = testing.OBLIQUE_LEFT_HANDED_IJK_TO_RAS.copy()
+    matrix[:3, :2] *= 2.0
+    slicer.util.updateVolumeFromArray(flair, coarse)
+    flair.SetIJKToRASMatrix(slicer.util.vtkMatrixFromArray(matrix))
+    chosen = addVolume(scene, "chosen output", 0.0)
+    namesake = addVolume(scene, "CASE-001 T1ce (synthesized)", 1.0)
+    nodes = scene.GetNumberOfNodes()
+    request = prepareSynthesis(tinyModel, sourceVolumes(case), chosen, Device.CPU, allowResampling=True)
+    job = SynthesisJob(scene, request, workFolder(tmp_path), sys.executable)
+    output = job.run()
+    job.raiseForStatus()
+    assert output is chosen and chosen.GetName() == "chosen output"
+    assert scene.GetNumberOfNodes() == nodes + 1, "no volume is added, only the chosen one's display node"
+    np.testing.assert_array_equal(ijkToRas(chosen), ijkToRas(case[Sequence.T1]))
+    assert slicer.util.arrayFromVolume(chosen).shape == slicer.util.arrayFromVolume(case[Sequence.T1]).shape
+    np.testing.assert_array_equal(slicer.util.arrayFromVolume(namesake), np.ones((2, 2, 2)))
+    assert slicer.util.arrayFromVolume(flair).shape == coarse.shape, "the resampled source itself is untouched"
+
+
+def test_cancel_leaves_the_scene_unchanged_and_no_files(scene, case, tinyModel: Path, tmp_path: Path) -> None:
+    chosen = addVolume(scene, "chosen output", 5.0)
+    nodes = scene.GetNumberOfNodes()
+    before = snapshot([*case.values(), chosen])
+    work = workFolder(tmp_path)
+    jobs: list[SynthesisJob] = []
+    request = prepareSynthesis(tinyModel, sourceVolumes(case), outputNode=chosen, device="cpu")
+    job = SynthesisJob(scene, request, work, sys.executable, onProgress=lambda progress: jobs[0].cancel())
+    jobs.append(job)
+    assert job.run() is None
+    assert job.status is JobStatus.CANCELLED
+    assert scene.GetNumberOfNodes() == nodes
+    for (arrayBefore, matrixBefore), (arrayAfter, matrixAfter) in zip(
+        before, snapshot([*case.values(), chosen]), strict=True
+    ):
+        np.testing.assert_array_equal(arrayAfter, arrayBefore)
+        np.testing.assert_array_equal(matrixAfter, matrixBefore)
+    assert not work.exists()
+    with pytest.raises(JobCancelled):
+        job.raiseForStatus()
+
+
+def test_input_the_command_refuses_ends_the_job_with_its_message(scene, case, tinyModel: Path, tmp_path: Path) -> None:
+    slicer.util.updateVolumeFromArray(case[Sequence.T2], np.full((10, 36, 32), 7.0, np.float32))
+    nodes = scene.GetNumberOfNodes()
+    request = prepareSynthesis(tinyModel, sourceVolumes(case), device="cpu")
+    job = SynthesisJob(scene, request, workFolder(tmp_path), sys.executable)
+    assert job.run() is None
+    assert job.status is JobStatus.FAILED and "T2" in job.errorMessage
+    assert scene.GetNumberOfNodes() == nodes
+    with pytest.raises(ValueError, match="T2"):
+        job.raiseForStatus()
+
+
+def test_the_output_may_not_be_a_source(case, tinyModel: Path) -> None:
+    with pytest.raises(ValueError, match="'CASE-001_t2' is the T2 source"):
+        prepareSynthesis(tinyModel, sourceVolumes(case), outputNode=case[Sequence.T2])
+
+
+def test_a_missing_or_foreign_model_file_is_refused_clearly(case, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="does not exist"):
+        prepareSynthesis(tmp_path / "missing.pt", sourceVolumes(case))
+    foreign = tmp_path / "foreign.pt"
+    foreign.write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="not a PyTorch model file"):
+        readModelCard(foreign)
+
+
+def test_a_missing_bundled_model_says_so(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    missing = tmp_path / "Resources" / "Models" / location.BUNDLED_MODEL_NAME
+    monkeypatch.setattr("CoNeSSynthesisLib.synthesis.bundledModelPath", lambda: missing)
+    with pytest.raises(ValueError, match=r"the bundled model .* is not part of this installation; choose a model file"):
+        readModelCard(missing)
+
+
+def test_a_work_folder_is_removed_when_writing_the_inputs_fails(scene, case, tinyModel: Path, tmp_path: Path) -> None:
+    request = prepareSynthesis(tinyModel, sourceVolumes(case))
+    case[Sequence.T2].SetAndObserveImageData(None)
+    work = workFolder(tmp_path)
+    with pytest.raises(ValueError, match="'CASE-001_t2' has no voxels"):
+        SynthesisJob(scene, request, work, sys.executable)
+    assert not work.exists()
