@@ -1,9 +1,11 @@
 """Speed and memory benchmarks of the generator, as reported in the closing notes and README.
 
 Timings are measured, never asserted in tests: they depend on the machine. ``cones bench`` prints
-one row per preset: parameters, GFLOP per slice (counted by torch's FLOP counter), seconds per
+one row per preset and architecture: parameters, GFLOP per slice (counted by torch's FLOP counter), seconds per
 slice, seconds per whole volume through :func:`~cones.inference.synthesize_volume` (background
-slices skipped, as in real use), and the process's peak resident memory.
+slices skipped, as in real use), and the process's peak resident memory. The peak (CPU) only ever
+grows within a process, so a row measured after a bigger model reports that model's peak: run one
+preset and architecture per process for per-row memory figures.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from cones.config import NormalizationConfig
 from cones.device import resolve_device
 from cones.inference import SynthesisOptions, synthesize_volume
-from cones.model import Preset, build_generator
+from cones.model import Architecture, Preset, build_generator
 from cones.sequences import Sequence
 
 __all__ = ["BenchmarkResult", "benchmark_preset", "format_table", "phantom_volume"]
@@ -33,6 +35,7 @@ class BenchmarkResult:
     """One row of the benchmark table."""
 
     preset: str
+    arch: str
     device: str
     dtype: str
     parameters: int
@@ -70,6 +73,7 @@ def benchmark_preset(
     repeats: int = 3,
     bfloat16: bool = False,
     batch_size: int = 4,
+    arch: Architecture | str = Architecture.CONES,
 ) -> BenchmarkResult:
     """Time one preset with 3 sources and 1 target on random weights (speed does not depend on them).
 
@@ -81,9 +85,10 @@ def benchmark_preset(
         repeats: timed forward passes after one warm-up.
         bfloat16: autocast to bfloat16 (CUDA).
         batch_size: slices per forward pass in the whole-volume run.
+        arch: the generator architecture (CoNeS or a baseline).
     """
     torch_device = resolve_device(device)
-    generator = build_generator(preset, len(_SOURCES), 1).to(torch_device).eval()
+    generator = build_generator(preset, len(_SOURCES), 1, arch).to(torch_device).eval()
     batch = torch.randn(1, len(_SOURCES), *slice_shape, device=torch_device)
     autocast = torch.autocast(torch_device.type, dtype=torch.bfloat16, enabled=bfloat16)
     with torch.inference_mode(), autocast:
@@ -106,6 +111,7 @@ def benchmark_preset(
         seconds_per_volume = time.perf_counter() - start
     return BenchmarkResult(
         preset=str(preset),
+        arch=str(arch),
         device=str(torch_device),
         dtype="bfloat16" if bfloat16 else "float32",
         parameters=sum(p.numel() for p in generator.parameters()),
@@ -125,14 +131,15 @@ def _synchronize(device: torch.device) -> None:
 def format_table(results: list[BenchmarkResult]) -> str:
     """Markdown table of benchmark rows."""
     lines = [
-        "| preset | device | dtype | parameters | GFLOP/slice | s/slice | volume | s/volume | peak memory (MB) |",
-        "|---|---|---|---:|---:|---:|---|---:|---:|",
+        "| arch | preset | device | dtype | parameters | GFLOP/slice | s/slice | volume | s/volume "
+        "| peak memory (MB) |",
+        "|---|---|---|---|---:|---:|---:|---|---:|---:|",
     ]
     for r in results:
         volume = "x".join(map(str, r.volume_shape)) if r.seconds_per_volume is not None else "-"
         per_volume = f"{r.seconds_per_volume:.1f}" if r.seconds_per_volume is not None else "-"
         lines.append(
-            f"| {r.preset} | {r.device} | {r.dtype} | {r.parameters:,} | {r.gflop_per_slice:.1f} | "
+            f"| {r.arch} | {r.preset} | {r.device} | {r.dtype} | {r.parameters:,} | {r.gflop_per_slice:.1f} | "
             f"{r.seconds_per_slice:.3f} | {volume} | {per_volume} | {r.peak_memory_mb:.0f} |"
         )
     return "\n".join(lines)

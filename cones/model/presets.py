@@ -1,46 +1,93 @@
-"""Named model sizes and the factories that build them."""
+"""Named model sizes of every architecture, and the factories that build them."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
+from types import MappingProxyType
 
-from cones.config import DiscriminatorConfig, GeneratorConfig
+from torch import nn
+
+from cones.config import DiscriminatorConfig, GeneratorConfig, JsonConfig
+from cones.model.architecture import Architecture, parse_architecture
+from cones.model.baselines import ASAPNetConfig, ASAPNetGenerator, Pix2PixConfig, Pix2PixGenerator
 from cones.model.discriminator import PatchDiscriminator
 from cones.model.generator import CoNeSGenerator
 
-__all__ = ["Preset", "build_discriminator", "build_generator", "discriminator_config", "generator_config"]
+__all__ = [
+    "AnyGeneratorConfig",
+    "Preset",
+    "build_discriminator",
+    "build_generator",
+    "discriminator_config",
+    "generator_class",
+    "generator_config",
+    "generator_config_class",
+]
+
+AnyGeneratorConfig = GeneratorConfig | Pix2PixConfig | ASAPNetConfig
+"""The config of a generator of any :class:`~cones.model.Architecture`."""
 
 
 class Preset(StrEnum):
     """Model sizes.
 
     ``paper``: the configuration of Chen et al. (2024), a ResNet-101-like FPN at full resolution
-    (45.3 M parameters with 3 sources and 1 target; meant for GPUs).
+    (45.3 M parameters with 3 sources and 1 target; meant for GPUs). For the baselines: the
+    original pix2pix ``unet_256`` and an ASAP-Net of the original's proportions.
     ``lite``: the same family (FPN hypernetwork + shift-modulated MLP at full resolution) sized
     for a 2-core CPU: a stride-2 stem, one or two narrow blocks per stage and a 64-channel
     top-down pathway. The neural field itself is unchanged, so fine detail still comes from the
-    full-resolution MLP; only the latent code is computed at half resolution and upsampled.
+    full-resolution MLP; only the latent code is computed at half resolution and upsampled. The
+    baselines' ``lite`` configs have about as many parameters (~0.8 M with 3 sources and 1 target),
+    so that a comparison at this size compares architectures, not capacities.
     """
 
     PAPER = "paper"
     LITE = "lite"
 
 
-_GENERATOR_PRESETS: dict[Preset, dict[str, object]] = {
-    Preset.PAPER: {},
-    Preset.LITE: {
-        "stem_channels": 32,
-        "stem_stride": 2,
-        "stage_blocks": (1, 1, 2, 1),
-        "stage_widths": (16, 32, 64, 128),
-        "fpn_channels": 64,
-    },
-}
+_CONFIG_CLASSES: Mapping[Architecture, type[JsonConfig]] = MappingProxyType(
+    {Architecture.CONES: GeneratorConfig, Architecture.PIX2PIX: Pix2PixConfig, Architecture.ASAPNET: ASAPNetConfig}
+)
 
-_DISCRIMINATOR_PRESETS: dict[Preset, dict[str, object]] = {
-    Preset.PAPER: {},
-    Preset.LITE: {"channels": (32, 64, 128, 256, 1)},
-}
+_GENERATOR_CLASSES: Mapping[Architecture, type[nn.Module]] = MappingProxyType(
+    {
+        Architecture.CONES: CoNeSGenerator,
+        Architecture.PIX2PIX: Pix2PixGenerator,
+        Architecture.ASAPNET: ASAPNetGenerator,
+    }
+)
+
+_GENERATOR_PRESETS: Mapping[tuple[Architecture, Preset], dict[str, object]] = MappingProxyType(
+    {
+        (Architecture.CONES, Preset.PAPER): {},
+        (Architecture.CONES, Preset.LITE): {
+            "stem_channels": 32,
+            "stem_stride": 2,
+            "stage_blocks": (1, 1, 2, 1),
+            "stage_widths": (16, 32, 64, 128),
+            "fpn_channels": 64,
+        },
+        (Architecture.PIX2PIX, Preset.PAPER): {},
+        # Six levels reach the receptive field of a 160 x 128 crop; dropout would only slow the
+        # short CPU runs this preset is for.
+        (Architecture.PIX2PIX, Preset.LITE): {"base_channels": 16, "depth": 6, "max_channels": 80, "dropout": 0.0},
+        (Architecture.ASAPNET, Preset.PAPER): {},
+        (Architecture.ASAPNET, Preset.LITE): {
+            "patch_size": 8,
+            "base_channels": 32,
+            "depth": 3,
+            "max_channels": 128,
+            "mlp_width": 32,
+            "mlp_hidden_layers": 3,
+        },
+    }
+)
+
+_DISCRIMINATOR_PRESETS: Mapping[Preset, dict[str, object]] = MappingProxyType(
+    {Preset.PAPER: {}, Preset.LITE: {"channels": (32, 64, 128, 256, 1)}}
+)
 
 
 def _parse_preset(preset: Preset | str) -> Preset:
@@ -50,26 +97,43 @@ def _parse_preset(preset: Preset | str) -> Preset:
         raise ValueError(f"unknown preset {preset!r}; choose one of {[p.value for p in Preset]}") from None
 
 
-def generator_config(preset: Preset | str, in_channels: int, out_channels: int) -> GeneratorConfig:
-    """The :class:`GeneratorConfig` of ``preset`` for ``in_channels`` sources and ``out_channels`` targets."""
-    return GeneratorConfig(
-        in_channels=in_channels, out_channels=out_channels, **_GENERATOR_PRESETS[_parse_preset(preset)]
-    )
+def generator_config_class(arch: Architecture | str) -> type[JsonConfig]:
+    """The config class that describes generators of ``arch`` (what a model card stores)."""
+    return _CONFIG_CLASSES[parse_architecture(arch)]
+
+
+def generator_class(arch: Architecture | str) -> type[nn.Module]:
+    """The generator class of ``arch``; it is built from one config argument."""
+    return _GENERATOR_CLASSES[parse_architecture(arch)]
+
+
+def generator_config(
+    preset: Preset | str, in_channels: int, out_channels: int, arch: Architecture | str = Architecture.CONES
+) -> AnyGeneratorConfig:
+    """The generator config of ``arch`` at ``preset`` for ``in_channels`` sources and ``out_channels`` targets."""
+    arch = parse_architecture(arch)
+    changes = _GENERATOR_PRESETS[arch, _parse_preset(preset)]
+    return _CONFIG_CLASSES[arch](in_channels=in_channels, out_channels=out_channels, **changes)
 
 
 def discriminator_config(preset: Preset | str, in_channels: int, out_channels: int) -> DiscriminatorConfig:
-    """The :class:`DiscriminatorConfig` of ``preset``; it judges sources and targets together."""
+    """The :class:`DiscriminatorConfig` of ``preset``; it judges sources and targets together.
+
+    Every architecture of a preset shares it, so a comparison between them changes the generator only.
+    """
     return DiscriminatorConfig(in_channels=in_channels + out_channels, **_DISCRIMINATOR_PRESETS[_parse_preset(preset)])
 
 
-def build_generator(preset: Preset | str, in_channels: int, out_channels: int) -> CoNeSGenerator:
-    """Build a freshly initialised generator of the given preset.
+def build_generator(
+    preset: Preset | str, in_channels: int, out_channels: int, arch: Architecture | str = Architecture.CONES
+) -> nn.Module:
+    """Build a freshly initialised generator of the given architecture and preset.
 
     Example:
         >>> sum(p.numel() for p in build_generator("paper", 3, 1).parameters())
         45264706
     """
-    return CoNeSGenerator(generator_config(preset, in_channels, out_channels))
+    return generator_class(arch)(generator_config(preset, in_channels, out_channels, arch))
 
 
 def build_discriminator(preset: Preset | str, in_channels: int, out_channels: int) -> PatchDiscriminator:

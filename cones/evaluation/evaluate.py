@@ -1,0 +1,257 @@
+"""``cones evaluate``: score models and trivial baselines on held-out cases, with statistics and spectra.
+
+One pass over the cases synthesizes every model's prediction, scores it in every region
+(:mod:`cones.metrics.regions`; SSIM in 2D along the models' slice axis, since they translate
+slices), accumulates the spectra of real and synthesized slices, and keeps one slice per case for
+the example figure; :mod:`cones.evaluation.report` then writes what the paper reports: per-case
+scores, mean ± std with Wilcoxon tests between methods, and Fig. 4.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from collections.abc import Sequence as SequenceOf
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+
+from cones.checkpoint import LoadedModel, load_model
+from cones.config import NormalizationConfig
+from cones.data import (
+    CaseFiles,
+    find_cases,
+    foreground_mask,
+    grid_difference,
+    image_to_array,
+    load_case,
+    read_image,
+    require_sequences,
+    to_canonical,
+)
+from cones.evaluation.methods import (
+    CaseVolumes,
+    CopySource,
+    MeanImputation,
+    Method,
+    ModelMethod,
+    ZeroImputation,
+    real_on_unit_scale,
+)
+from cones.evaluation.report import EXAMPLE_LIMIT, Example, write_report
+from cones.inference import SynthesisOptions
+from cones.metrics import SpectrumAccumulator, evaluation_regions, region_scores
+from cones.sequences import Sequence
+
+__all__ = ["EvaluationResult", "evaluate", "load_case_volumes"]
+
+logger = logging.getLogger(__name__)
+
+REAL = "real"
+"""Name of the real target among the spectra."""
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """The files ``evaluate`` wrote and the summary it computed (also in ``summary.json``)."""
+
+    output_dir: Path
+    files: dict[str, Path]
+    summary: dict[str, Any] = field(repr=False)
+
+
+def _common_card(models: SequenceOf[LoadedModel]) -> tuple[Sequence, NormalizationConfig, int]:
+    """The one target, normalization and slice axis every model must share to be compared."""
+    first = models[0].card
+    if len(first.targets) != 1:
+        raise ValueError(f"{models[0].path} synthesizes {len(first.targets)} sequences; evaluate one target at a time")
+    for model in models[1:]:
+        card = model.card
+        for name, mine, theirs in (
+            ("targets", card.targets, first.targets),
+            ("normalization", card.normalization, first.normalization),
+            ("slice axis", card.slice_axis, first.slice_axis),
+        ):
+            if mine != theirs:
+                raise ValueError(f"{model.path} and {models[0].path} differ in {name}: {mine} vs {theirs}")
+    return first.targets[0], first.normalization, first.slice_axis
+
+
+def _model_names(models: SequenceOf[LoadedModel]) -> list[str]:
+    """The architecture's name, with the run folder's name when two models share an architecture."""
+    archs = [model.card.architecture.value for model in models]
+    names = [
+        arch if archs.count(arch) == 1 else f"{arch}:{model.path.parent.name}/{model.path.stem}"
+        for arch, model in zip(archs, models, strict=True)
+    ]
+    if len(set(names)) != len(names):
+        raise ValueError(f"models must be distinct files, got {[str(model.path) for model in models]}")
+    return names
+
+
+def _read_labels(case: CaseFiles, reference_grid: sitk.Image) -> np.ndarray | None:
+    if case.label is None:
+        return None
+    labels = to_canonical(read_image(case.label))[0]
+    difference = grid_difference(labels, reference_grid)
+    if difference is not None:
+        raise ValueError(f"case {case.case_id}: the label map is on another grid than the images ({difference})")
+    return image_to_array(labels)
+
+
+def load_case_volumes(
+    case: CaseFiles, sources: SequenceOf[Sequence], target: Sequence, normalization: NormalizationConfig
+) -> CaseVolumes:
+    """Read a case for evaluation: raw sources, the real target on [0, 1], the brain mask, the labels.
+
+    The brain is the foreground of ``sources`` (what inference sees; the target is never used to
+    find it).
+    """
+    images = load_case(case, (*sources, target))
+    arrays = {sequence: image_to_array(image) for sequence, image in images.items()}
+    mask = foreground_mask([arrays[sequence] for sequence in sources], normalization)
+    return CaseVolumes(
+        case_id=case.case_id,
+        sources={sequence: arrays[sequence] for sequence in sources},
+        target=real_on_unit_scale(arrays[target], mask, normalization),
+        mask=mask,
+        labels=_read_labels(case, images[target]),
+    )
+
+
+def _target_means(
+    cases: Iterable[CaseFiles], sources: SequenceOf[Sequence], target: Sequence, normalization: NormalizationConfig
+) -> dict[str, float]:
+    """Mean of the real target (on [0, 1]) inside the brain, per case."""
+    means = {}
+    for case in cases:
+        volumes = load_case_volumes(case, sources, target, normalization)
+        means[case.case_id] = float(volumes.target[volumes.mask].mean())
+    return means
+
+
+def _mean_imputation(
+    cases: SequenceOf[CaseFiles],
+    mean_from: Path | None,
+    sources: SequenceOf[Sequence],
+    target: Sequence,
+    normalization: NormalizationConfig,
+) -> MeanImputation | None:
+    """Mean imputation from the ``mean_from`` cases, else leave-one-out over the evaluated cases."""
+    if mean_from is not None:
+        reference = require_sequences(find_cases(mean_from), (*sources, target))
+        value = float(np.mean(list(_target_means(reference, sources, target, normalization).values())))
+        return MeanImputation({case.case_id: value for case in cases})
+    if len(cases) < 2:
+        logger.warning("mean imputation skipped: one case and no --mean-from folder to take the mean from")
+        return None
+    means = _target_means(cases, sources, target, normalization)
+    return MeanImputation(
+        {case_id: float(np.mean([v for other, v in means.items() if other != case_id])) for case_id in means}
+    )
+
+
+def _select_cases(data_dir: Path, case_ids: SequenceOf[str], required: SequenceOf[Sequence]) -> list[CaseFiles]:
+    cases = require_sequences(find_cases(data_dir), required)
+    unknown = sorted(set(case_ids) - {case.case_id for case in cases})
+    if unknown:
+        raise ValueError(f"case(s) {unknown} are not in {data_dir}")
+    return [case for case in cases if case.case_id in case_ids] if case_ids else cases
+
+
+def _score_rows(case: CaseVolumes, predictions: dict[str, np.ndarray], axis: int) -> list[dict[str, Any]]:
+    """One row per method and region: the case's PSNR, SSIM (2D, slices along ``axis``) and MAE there."""
+    regions = evaluation_regions(case.mask, case.labels)
+    rows = []
+    for name, prediction in predictions.items():
+        for region, scores in region_scores(prediction, case.target, regions, axis).items():
+            values = {metric.value: value for metric, value in scores.items()}
+            rows.append({"case": case.case_id, "method": name, "region": region.value, **values})
+    return rows
+
+
+def _add_spectra(
+    spectra: dict[str, SpectrumAccumulator], case: CaseVolumes, predictions: dict[str, np.ndarray], axis: int
+) -> None:
+    """Add the brain's slices of the real target and of every prediction to their spectra."""
+    brain_slices = np.flatnonzero(case.mask.any(axis=tuple(a for a in range(3) if a != axis)))
+    for name, volume in {REAL: case.target, **predictions}.items():
+        stack = np.moveaxis(np.take(volume, brain_slices, axis=axis), axis, 0)
+        spectra.setdefault(name, SpectrumAccumulator(min(stack.shape[1:]) // 2)).add(stack)
+
+
+def _example(case: CaseVolumes, predictions: dict[str, np.ndarray], axis: int) -> Example:
+    """The slice through the tumour's centre (the brain's, without labels) of the real target and every method."""
+    region = case.labels > 0 if case.labels is not None and (case.labels > 0).any() else case.mask
+    index = round(float(np.nonzero(region)[axis].mean()))
+    planes = {REAL: case.target, **predictions}
+    return Example(case.case_id, {name: np.take(volume, index, axis=axis) for name, volume in planes.items()})
+
+
+def evaluate(
+    model_paths: SequenceOf[str | os.PathLike[str]],
+    data_dir: str | os.PathLike[str],
+    output_dir: str | os.PathLike[str],
+    case_ids: SequenceOf[str] = (),
+    mean_from: str | os.PathLike[str] | None = None,
+    device: str = "auto",
+    batch_size: int = 4,
+    overwrite: bool = False,
+) -> EvaluationResult:
+    """Score models and the trivial baselines on the cases of ``data_dir``; write the report.
+
+    Args:
+        model_paths: model files; all must synthesize the same single target with the same
+            normalization and slice axis. The first one is the reference of the Table-1 p-values.
+        data_dir: folder of case folders with the models' sources, the target and optionally labels.
+        output_dir: where ``metrics.csv``, ``summary.json``, ``table.md``, ``spectrum.png``,
+            ``spectrum.csv`` and ``examples.png`` are written.
+        case_ids: evaluate only these cases (default: all).
+        mean_from: folder of cases (e.g. the training data) whose mean target intensity the mean
+            imputation uses; default: the other evaluated cases.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        batch_size: slices per forward pass.
+        overwrite: replace the files of an earlier evaluation in ``output_dir``.
+
+    Raises:
+        ValueError: no model, models that cannot be compared, unknown case ids, missing sequences.
+        FileExistsError: ``output_dir`` holds an evaluation and ``overwrite`` is false.
+    """
+    if not model_paths:
+        raise ValueError("evaluate needs at least one model")
+    output_dir = Path(output_dir)
+    if (output_dir / "summary.json").exists() and not overwrite:
+        raise FileExistsError(f"{output_dir} already holds an evaluation; pass --overwrite to replace it")
+    models = [load_model(path, device="cpu") for path in model_paths]
+    target, normalization, axis = _common_card(models)
+    sources = tuple(dict.fromkeys(seq for model in models for seq in model.card.sources))
+    cases = _select_cases(Path(data_dir), case_ids, (*sources, target))
+    methods: list[Method] = [
+        *(
+            ModelMethod(name, model, SynthesisOptions(device=device, batch_size=batch_size))
+            for name, model in zip(_model_names(models), models, strict=True)
+        ),
+        CopySource(models[0].card.sources[0], normalization),
+        ZeroImputation(),
+    ]
+    mean = _mean_imputation(cases, Path(mean_from) if mean_from else None, sources, target, normalization)
+    methods.extend([mean] if mean is not None else [])
+
+    rows: list[dict[str, Any]] = []
+    spectra: dict[str, SpectrumAccumulator] = {}
+    examples: list[Example] = []
+    for number, case in enumerate(cases, start=1):
+        logger.info("evaluating case %d of %d: %s", number, len(cases), case.case_id)
+        volumes = load_case_volumes(case, sources, target, normalization)
+        predictions = {method.name: method.predict(volumes) for method in methods}
+        rows.extend(_score_rows(volumes, predictions, axis))
+        _add_spectra(spectra, volumes, predictions, axis)
+        if len(examples) < EXAMPLE_LIMIT:
+            examples.append(_example(volumes, predictions, axis))
+    described = {method.name: method.description for method in methods}
+    files, summary = write_report(output_dir, rows, described, spectra, REAL, examples, target)
+    return EvaluationResult(output_dir, files, summary)

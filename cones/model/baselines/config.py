@@ -1,0 +1,132 @@
+"""Architectures of the baseline generators, as frozen JSON-able configs stored in model cards."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+from cones.config import JsonConfig
+
+__all__ = ["ASAPNetConfig", "Pix2PixConfig"]
+
+
+def _require_at_least(owner: object, minimum: int | float, names: tuple[str, ...]) -> None:
+    for name in names:
+        value = getattr(owner, name)
+        if not value >= minimum:
+            raise ValueError(f"{type(owner).__name__}.{name} must be >= {minimum}, got {value!r}")
+
+
+def _require_fraction(owner: object, name: str) -> None:
+    value = getattr(owner, name)
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{type(owner).__name__}.{name} must be in [0, 1), got {value!r}")
+
+
+@dataclass(frozen=True)
+class Pix2PixConfig(JsonConfig):
+    """Architecture of a :class:`~cones.model.baselines.Pix2PixGenerator` (defaults: pix2pix ``unet_256``).
+
+    Attributes:
+        in_channels: source sequences N_s.
+        out_channels: target sequences N_t.
+        base_channels: filters of the first encoder convolution (pix2pix ``ngf``: 64).
+        depth: stride-2 encoder steps (pix2pix: 8, a 1x1 bottleneck for 256x256 inputs); inputs
+            are padded to a multiple of ``2 ** depth``.
+        max_channels: cap on the doubling filters (pix2pix: 8 * ngf = 512).
+        dropout: dropout of the three innermost decoder blocks while training (pix2pix: 0.5, its
+            only source of noise).
+        init_std: standard deviation of the normal weight initialisation (pix2pix: 0.02).
+    """
+
+    in_channels: int = 3
+    out_channels: int = 1
+    base_channels: int = 64
+    depth: int = 8
+    max_channels: int = 512
+    dropout: float = 0.5
+    init_std: float = 0.02
+
+    def __post_init__(self) -> None:
+        _require_at_least(self, 1, ("in_channels", "out_channels", "base_channels", "max_channels"))
+        _require_at_least(self, 2, ("depth",))
+        _require_fraction(self, "dropout")
+        if not self.init_std > 0:
+            raise ValueError(f"Pix2PixConfig.init_std must be positive, got {self.init_std!r}")
+
+    @property
+    def encoder_channels(self) -> tuple[int, ...]:
+        """Filters of each encoder level, doubling from ``base_channels`` up to ``max_channels``."""
+        return tuple(min(self.base_channels * 2**level, self.max_channels) for level in range(self.depth))
+
+
+@dataclass(frozen=True)
+class ASAPNetConfig(JsonConfig):
+    """Architecture of an :class:`~cones.model.baselines.ASAPNetGenerator`.
+
+    Attributes:
+        in_channels: source sequences N_s.
+        out_channels: target sequences N_t.
+        patch_size: the hypernetwork sees the sources downsampled by this factor and predicts one
+            MLP per ``patch_size x patch_size`` patch of the full-resolution image.
+        base_channels: channels of the hypernetwork's first (low-resolution) level.
+        depth: stride-2 levels of the hypernetwork's encoder-decoder (U-Net shaped, as in ASAP-Net).
+        max_channels: cap on the doubling channels of the hypernetwork.
+        mlp_width: neurons of each hidden layer of the per-patch MLPs (ASAP-Net: 64).
+        mlp_hidden_layers: hidden layers; ``mlp_hidden_layers + 1`` linear layers in all (ASAP-Net: 5).
+        negative_slope: LeakyReLU slope of the MLPs' hidden layers.
+        frequency_parameter: ``m`` of the positional encoding the MLPs read (as CoNeS: 6).
+        coordinate_extent: (rows, columns) in pixels that span the coordinate range [-1, 1]; the
+            same whole-slice frame as CoNeS, so crops and whole slices agree.
+        init_gain: gain of the Xavier-normal initialisation of the head that predicts the MLP
+            parameters; small, so every patch starts close to one shared, well-scaled MLP.
+    """
+
+    in_channels: int = 3
+    out_channels: int = 1
+    patch_size: int = 16
+    base_channels: int = 64
+    depth: int = 4
+    max_channels: int = 512
+    mlp_width: int = 64
+    mlp_hidden_layers: int = 4
+    negative_slope: float = 0.2
+    frequency_parameter: int = 6
+    coordinate_extent: tuple[int, int] = (256, 256)
+    init_gain: float = 0.02
+
+    def __post_init__(self) -> None:
+        _require_at_least(
+            self,
+            1,
+            (
+                "in_channels",
+                "out_channels",
+                "patch_size",
+                "base_channels",
+                "depth",
+                "max_channels",
+                "mlp_width",
+                "mlp_hidden_layers",
+            ),
+        )
+        _require_at_least(self, 0, ("frequency_parameter",))
+        _require_fraction(self, "negative_slope")
+        if len(self.coordinate_extent) != 2 or any(extent < 1 for extent in self.coordinate_extent):
+            raise ValueError(
+                f"ASAPNetConfig.coordinate_extent must be two positive sizes, got {self.coordinate_extent!r}"
+            )
+        if not self.init_gain > 0:
+            raise ValueError(f"ASAPNetConfig.init_gain must be positive, got {self.init_gain!r}")
+
+    @property
+    def mlp_sizes(self) -> tuple[int, ...]:
+        """Neurons of every MLP layer, inputs first: PE (4 (m + 1)) + sources, hidden layers, targets."""
+        inputs = 4 * (self.frequency_parameter + 1) + self.in_channels
+        return (inputs, *[self.mlp_width] * self.mlp_hidden_layers, self.out_channels)
+
+    @property
+    def parameters_per_patch(self) -> int:
+        """Weights and biases of one patch's MLP: what the hypernetwork predicts per low-resolution pixel."""
+        sizes = self.mlp_sizes
+        return sum(fan_in * fan_out + fan_out for fan_in, fan_out in itertools.pairwise(sizes))
