@@ -1,4 +1,5 @@
-"""The ``cones`` command line: train, synthesize, info, export, bench, sample-data.
+"""The ``cones`` command line: train, synthesize, info, export, bench, evaluate, sample-data, and the
+segmentation commands train-seg and evaluate-segmentation (:mod:`cones.segmentation.cli`).
 
 Errors in the user's input (missing sequence, mismatched grids, an existing output, a refused
 model file) end the command with exit code 2 and one ``error:`` line naming the problem; nothing
@@ -14,9 +15,14 @@ import sys
 from collections.abc import Sequence as SequenceOf
 from pathlib import Path
 
+from cones.segmentation import cli as segmentation_cli
+
 __all__ = ["main"]
 
 logger = logging.getLogger("cones")
+
+_ARCHITECTURES = ("cones", "pix2pix", "asapnet")
+"""``cones.model.Architecture`` values, spelled out so that ``--help`` needs no torch import."""
 
 
 def _pair(text: str) -> tuple[str, str]:
@@ -34,13 +40,15 @@ def _size(text: str) -> tuple[int, ...]:
 
 
 def _train(args: argparse.Namespace) -> None:
-    from cones.training.config import TrainConfig
+    from cones.training.config import TrainConfig, default_loss_weights
     from cones.training.run import train
 
     config = TrainConfig(
         sources=tuple(args.sources),
         targets=tuple(args.target),
         preset=args.preset,
+        arch=args.arch,
+        loss_weights=default_loss_weights(args.arch),
         iterations=args.iterations,
         batch_size=args.batch_size,
         crop_size=tuple(args.crop_size),
@@ -62,6 +70,7 @@ def _train(args: argparse.Namespace) -> None:
         resample=args.resample,
         command=shlex.join(["cones", *sys.argv[1:]]),
         data_description=args.data_description,
+        initial_model=args.init_from,
     )
     print(f"model written to {last}")
 
@@ -77,6 +86,7 @@ def _synthesize(args: argparse.Namespace) -> None:
         raise FileExistsError(f"{output} already exists; pass --overwrite to replace it")
     model = load_model(args.model)
     images = {parse_sequence(name): read_image(path) for name, path in args.input}
+    segmentation = segmentation_cli.prepare_segmentation(args, model.card, images)  # refusals before synthesis
     options = SynthesisOptions(device=args.device, batch_size=args.batch_size)
 
     def report(done: int, total: int) -> None:
@@ -87,6 +97,7 @@ def _synthesize(args: argparse.Namespace) -> None:
         raise ValueError(f"the model synthesizes {len(results)} sequences; this command writes one output file")
     write_image(next(iter(results.values())), output, overwrite=args.overwrite)
     print(f"synthesized {model.card.targets[0].display_name} written to {output}")
+    segmentation_cli.segment_after_synthesis(args, segmentation, images, results)
 
 
 def _info(args: argparse.Namespace) -> None:
@@ -107,10 +118,28 @@ def _bench(args: argparse.Namespace) -> None:
 
     volume = None if args.no_volume else args.size
     results = [
-        benchmark_preset(preset, args.device, volume_shape=volume, repeats=args.repeats, bfloat16=args.bf16)
+        benchmark_preset(preset, args.device, volume_shape=volume, repeats=args.repeats, bfloat16=args.bf16, arch=arch)
         for preset in args.preset
+        for arch in args.arch
     ]
     print(format_table(results))
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from cones.evaluation import evaluate
+
+    result = evaluate(
+        args.model,
+        args.data,
+        args.output,
+        case_ids=tuple(args.cases),
+        mean_from=args.mean_from,
+        device=args.device,
+        batch_size=args.batch_size,
+        overwrite=args.overwrite,
+    )
+    print((result.output_dir / "table.md").read_text(), end="")
+    print(f"evaluation written to {result.output_dir}: {', '.join(path.name for path in result.files.values())}")
 
 
 def _sample_data(args: argparse.Namespace) -> None:
@@ -132,12 +161,23 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--sources", nargs="+", required=True, help="source sequences, e.g. t1 t2 flair")
     train.add_argument("--target", nargs="+", required=True, help="target sequence(s), e.g. t1ce")
     train.add_argument("--preset", default="lite", choices=["lite", "paper"])
+    train.add_argument(
+        "--arch",
+        default="cones",
+        choices=_ARCHITECTURES,
+        help="generator: CoNeS, or the baselines pix2pix and asapnet (each with its published losses)",
+    )
     train.add_argument("--iterations", type=int, default=1000)
     train.add_argument("--batch-size", type=int, default=8)
     train.add_argument("--crop-size", type=int, nargs=2, default=(160, 128), metavar=("ROWS", "COLS"))
     train.add_argument("--validation-cases", type=int, default=1)
-    train.add_argument("--validation-case-ids", nargs="+", default=(), metavar="CASE",
-                       help="validate on these cases instead of the last --validation-cases")
+    train.add_argument(
+        "--validation-case-ids",
+        nargs="+",
+        default=(),
+        metavar="CASE",
+        help="validate on these cases instead of the last --validation-cases",
+    )
     train.add_argument("--validation-interval", type=int, default=500)
     train.add_argument("--checkpoint-interval", type=int, default=500)
     train.add_argument("--log-interval", type=int, default=10)
@@ -146,6 +186,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-augment", action="store_true")
     train.add_argument("--resample", action="store_true", help="resample sequences onto the first source")
     train.add_argument("--resume", action="store_true", help="continue the run in --output")
+    train.add_argument(
+        "--init-from",
+        metavar="MODEL",
+        help="start the generator from this trained model (fine-tuning; discriminator and optimizers start afresh)",
+    )
     train.add_argument("--data-description", help="which data this is (recorded in the model)")
     train.add_argument("--device", default="auto", help="auto, cpu or cuda")
     train.add_argument("--output", required=True, help="run folder (last.pt, best.pt, log.jsonl)")
@@ -159,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     synthesize.add_argument("--resample", action="store_true", help="resample sources onto the first source")
     synthesize.add_argument("--batch-size", type=int, default=4)
     synthesize.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    segmentation_cli.add_synthesize_options(synthesize)
     synthesize.set_defaults(handler=_synthesize)
 
     info = commands.add_parser("info", help="describe a model file")
@@ -171,14 +217,31 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--overwrite", action="store_true")
     export.set_defaults(handler=_export)
 
-    bench = commands.add_parser("bench", help="speed and memory of the presets")
+    bench = commands.add_parser("bench", help="speed and memory of the presets and architectures")
     bench.add_argument("--preset", nargs="+", default=["lite", "paper"], choices=["lite", "paper"])
+    bench.add_argument("--arch", nargs="+", default=["cones"], choices=_ARCHITECTURES)
     bench.add_argument("--device", default="cpu")
     bench.add_argument("--size", type=_size, default=(240, 240, 155), help="volume size, e.g. 240x240x155")
     bench.add_argument("--no-volume", action="store_true", help="time single slices only")
     bench.add_argument("--repeats", type=int, default=3)
     bench.add_argument("--bf16", action="store_true", help="autocast to bfloat16 (CUDA)")
     bench.set_defaults(handler=_bench)
+
+    evaluation = commands.add_parser("evaluate", help="score models and trivial baselines on held-out cases")
+    evaluation.add_argument(
+        "--model",
+        action="append",
+        required=True,
+        help="a model file; repeat for several (the first is the reference of the p-values)",
+    )
+    evaluation.add_argument("--data", required=True, help="folder of case folders with sources, target, labels")
+    evaluation.add_argument("--output", required=True, help="folder for metrics.csv, summary.json, table.md, figures")
+    evaluation.add_argument("--cases", nargs="+", default=(), metavar="CASE", help="evaluate only these cases")
+    evaluation.add_argument("--mean-from", help="cases (e.g. the training data) whose mean the mean imputation uses")
+    evaluation.add_argument("--batch-size", type=int, default=4)
+    evaluation.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    evaluation.add_argument("--overwrite", action="store_true", help="replace an earlier evaluation in --output")
+    evaluation.set_defaults(handler=_evaluate)
 
     sample = commands.add_parser("sample-data", help="generate BraTS-style glioma cases from real anatomy")
     sample.add_argument("--out", required=True, help="dataset folder to write the case folders into")
@@ -188,6 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--spacing", type=float, default=1.0, help="isotropic voxel size in mm")
     sample.add_argument("--overwrite", action="store_true", help="replace case folders that already exist")
     sample.set_defaults(handler=_sample_data)
+
+    segmentation_cli.add_commands(commands)
     return parser
 
 

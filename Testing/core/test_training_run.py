@@ -13,7 +13,7 @@ import pytest
 import torch
 from synthetic_cases import train_arguments, write_dataset
 
-from cones.checkpoint import load_checkpoint, load_model, load_training_state
+from cones.checkpoint import load_checkpoint, load_model, load_training_state, strip_training_state
 from cones.training.config import TrainConfig
 from cones.training.run import train
 
@@ -56,6 +56,19 @@ def test_resume_continues_exactly(dataset: Path, tmp_path: Path) -> None:
     assert load_training_state(resumed)["iteration"] == 8
 
 
+def test_resume_rewrites_the_log_after_the_last_checkpoint(dataset: Path, tmp_path: Path) -> None:
+    """A run stopped between checkpoints logged iterations that the resumed run repeats; each stays once."""
+    every_other = {**SMALL, "checkpoint_interval": 2, "validation_interval": 100}
+    train(TrainConfig(iterations=4, **every_other), dataset, tmp_path / "run", "cpu", show_progress=False)
+    log = tmp_path / "run" / "log.jsonl"
+    with log.open("a") as handle:
+        handle.write(json.dumps({"kind": "train", "iteration": 5, "generator": 99.0}) + "\n")
+    train(TrainConfig(iterations=6, **every_other), dataset, tmp_path / "run", "cpu", resume=True, show_progress=False)
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [e["iteration"] for e in entries if e["kind"] == "train"] == [1, 2, 3, 4, 5, 6]
+    assert all(e.get("generator") != 99.0 for e in entries)
+
+
 def test_existing_run_is_not_overwritten_and_resume_checks_settings(dataset: Path, tmp_path: Path) -> None:
     train(TrainConfig(iterations=1, **SMALL), dataset, tmp_path / "run", "cpu", show_progress=False)
     before = (tmp_path / "run" / "last.pt").read_bytes()
@@ -64,6 +77,40 @@ def test_existing_run_is_not_overwritten_and_resume_checks_settings(dataset: Pat
     with pytest.raises(ValueError, match="batch_size"):
         train(TrainConfig(iterations=2, **{**SMALL, "batch_size": 3}), dataset, tmp_path / "run", "cpu", resume=True)
     assert (tmp_path / "run" / "last.pt").read_bytes() == before
+
+
+def test_fine_tuning_starts_from_an_exported_model(dataset: Path, tmp_path: Path) -> None:
+    """One step from a trained model stays next to it; one step from scratch lands far away."""
+    trained = train(TrainConfig(iterations=2, **SMALL), dataset, tmp_path / "base", "cpu", show_progress=False)
+    exported = strip_training_state(trained, tmp_path / "exported.pt")
+    one_step = {**SMALL, "validation_interval": 100}
+    tuned = train(
+        TrainConfig(iterations=1, seed=1, **one_step),
+        dataset,
+        tmp_path / "ft",
+        "cpu",
+        show_progress=False,
+        initial_model=exported,
+    )
+    fresh = train(
+        TrainConfig(iterations=1, seed=1, **one_step), dataset, tmp_path / "fresh", "cpu", show_progress=False
+    )
+    start = weights(exported)
+
+    def distance(path: Path) -> float:
+        return max(float((weights(path)[key] - start[key]).abs().max()) for key in start)
+
+    assert distance(tuned) < 1e-3 < 1e-2 < distance(fresh)
+
+
+def test_fine_tuning_refuses_a_model_of_another_kind(dataset: Path, tmp_path: Path) -> None:
+    trained = train(TrainConfig(iterations=1, **SMALL), dataset, tmp_path / "base", "cpu", show_progress=False)
+    other_sources = TrainConfig(iterations=1, sources=("t1", "t2"), **SMALL)
+    with pytest.raises(ValueError, match=r"cannot start from .*sources"):
+        train(other_sources, dataset, tmp_path / "ft", "cpu", show_progress=False, initial_model=trained)
+    assert not (tmp_path / "ft" / "last.pt").exists()
+    with pytest.raises(ValueError, match="resumed run"):
+        train(TrainConfig(iterations=2, **SMALL), dataset, tmp_path / "base", "cpu", resume=True, initial_model=trained)
 
 
 def test_training_refuses_datasets_without_the_sequences(dataset: Path, tmp_path: Path) -> None:

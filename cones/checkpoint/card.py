@@ -13,11 +13,12 @@ import re
 import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
+from typing import Any, Self
 
 import cones
-from cones.config import GeneratorConfig, JsonConfig, NormalizationConfig
+from cones.config import JsonConfig, NormalizationConfig
+from cones.model import AnyGeneratorConfig, Architecture, generator_config_class, parse_architecture
 from cones.sequences import Sequence, parse_sequences
 
 __all__ = ["Architecture", "ModelCard", "Provenance", "make_provenance"]
@@ -25,12 +26,6 @@ __all__ = ["Architecture", "ModelCard", "Provenance", "make_provenance"]
 _LOG = logging.getLogger(__name__)
 _GIT_TIMEOUT_S = 5.0
 _COMMIT_PATTERN = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")  # SHA-1 or SHA-256 object names
-
-
-class Architecture(StrEnum):
-    """The network family whose weights a model file holds; it decides which class rebuilds them."""
-
-    CONES = "cones"
 
 
 @dataclass(frozen=True)
@@ -139,7 +134,9 @@ class ModelCard(JsonConfig):
         architecture: the network family (see :class:`Architecture`).
         preset: the preset the generator config came from, for display only (the config is authoritative);
             ``None`` for a hand-made config.
-        generator: the architecture, including the coordinate extent that fixes the pixel coordinates.
+        generator: the generator's config, of the class that ``architecture`` names (for CoNeS a
+            :class:`~cones.config.GeneratorConfig`, including the coordinate extent that fixes the
+            pixel coordinates; for the baselines their own configs).
         sources: input sequences in channel order; ``len(sources) == generator.in_channels``.
         targets: synthesized sequences in channel order; ``len(targets) == generator.out_channels``.
         normalization: how scanner intensities become network inputs and outputs become intensities.
@@ -154,27 +151,38 @@ class ModelCard(JsonConfig):
 
     architecture: Architecture
     preset: str | None
-    generator: GeneratorConfig
+    generator: AnyGeneratorConfig
     sources: tuple[Sequence, ...]
     targets: tuple[Sequence, ...]
     normalization: NormalizationConfig
     provenance: Provenance
     slice_axis: int = 0
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """Rebuild a card; its generator config is read with the class its architecture names.
+
+        Cards written before the baselines existed hold ``architecture: "cones"`` and a
+        :class:`~cones.config.GeneratorConfig` dict, and read exactly as before.
+
+        Raises:
+            ValueError: see :meth:`JsonConfig.from_dict`, or the architecture is unknown.
+        """
+        if isinstance(data, dict) and isinstance(data.get("generator"), dict) and "architecture" in data:
+            config_class = generator_config_class(parse_architecture(data["architecture"]))
+            data = {**data, "generator": config_class.from_dict(data["generator"])}
+        return super().from_dict(data)
+
     def __post_init__(self) -> None:
         if self.slice_axis not in (0, 1, 2):
             raise ValueError(f"ModelCard.slice_axis must be 0, 1 or 2, got {self.slice_axis!r}")
-        try:
-            object.__setattr__(self, "architecture", Architecture(self.architecture))
-        except ValueError:
-            known = [member.value for member in Architecture]
-            raise ValueError(f"unknown architecture {self.architecture!r}; known: {known}") from None
+        object.__setattr__(self, "architecture", parse_architecture(self.architecture))
         if self.preset is not None:
             if not isinstance(self.preset, str) or not self.preset:
                 raise ValueError(f"ModelCard.preset must be a non-empty string or None, got {self.preset!r}")
             object.__setattr__(self, "preset", str(self.preset))
         for name, kind in (
-            ("generator", GeneratorConfig),
+            ("generator", generator_config_class(self.architecture)),
             ("normalization", NormalizationConfig),
             ("provenance", Provenance),
         ):

@@ -41,7 +41,7 @@ def describe_model(path: str | os.PathLike[str]) -> str:
         ("architecture", f"{card.architecture.value} (preset: {card.preset or 'custom'})"),
         ("synthesizes", f"{_names(card.sources)} -> {_names(card.targets)}"),
         ("parameters", f"{parameters:,}"),
-        ("coordinate extent", f"{generator.coordinate_extent[0]} x {generator.coordinate_extent[1]} pixels"),
+        *_coordinate_rows(generator),
         (
             "normalization",
             f"foreground (> {normalization.foreground_threshold:g}) percentiles "
@@ -60,6 +60,12 @@ def describe_model(path: str | os.PathLike[str]) -> str:
     ]
     width = max(len(label) for label, _ in rows) + 2
     return "\n".join([f"CoNeS model {path}", *(f"  {label + ':':<{width}}{value}" for label, value in rows)])
+
+
+def _coordinate_rows(generator: object) -> list[tuple[str, str]]:
+    """The coordinate frame of a neural field; a CNN (pix2pix) has none."""
+    extent = getattr(generator, "coordinate_extent", None)
+    return [] if extent is None else [("coordinate extent", f"{extent[0]} x {extent[1]} pixels")]
 
 
 def _names(sequences: tuple[Sequence, ...]) -> str:

@@ -13,27 +13,21 @@ import logging
 import os
 import pickle
 import zipfile
-from collections.abc import Callable, Mapping
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
-from cones.checkpoint.card import Architecture, ModelCard
+from cones.checkpoint.card import ModelCard
 from cones.checkpoint.layout import FORMAT_NAME, FORMAT_VERSION, REQUIRED_KEYS, TRAINING_STATE_KEY, CheckpointError
-from cones.config import GeneratorConfig
-from cones.model import CoNeSGenerator
+from cones.model import generator_class
 
 __all__ = ["LoadedModel", "load_checkpoint", "load_model", "load_training_state", "read_model_card"]
 
 _LOG = logging.getLogger(__name__)
 _KNOWN_KEYS = REQUIRED_KEYS | {TRAINING_STATE_KEY}
 _ZIP_MAGIC = b"PK\x03\x04"
-_GENERATORS: Mapping[Architecture, Callable[[GeneratorConfig], nn.Module]] = MappingProxyType(
-    {Architecture.CONES: CoNeSGenerator}
-)
 
 
 class LoadedModel(NamedTuple):
@@ -100,7 +94,7 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu")
     """
     path = Path(path)
     raw, card = _read(path)
-    generator = _GENERATORS[card.architecture](card.generator)
+    generator = generator_class(card.architecture)(card.generator)
     try:
         generator.load_state_dict(raw["generator_state"], strict=True)
     except RuntimeError as error:

@@ -6,10 +6,28 @@ from dataclasses import dataclass, field
 
 from cones.config import JsonConfig, LossWeights, NormalizationConfig
 from cones.data.augment import AugmentationConfig
-from cones.model import Preset
+from cones.model import Architecture, Preset, parse_architecture
 from cones.sequences import parse_sequences
 
-__all__ = ["TrainConfig"]
+__all__ = ["TrainConfig", "default_loss_weights"]
+
+_BASELINE_LOSS_WEIGHTS = {
+    # pix2pix (Isola et al. 2017): L1 with lambda = 100 plus the GAN term, nothing else.
+    Architecture.PIX2PIX: LossWeights(feature_matching=0.0, latent_regularization=0.0),
+    # ASAP-Net (Shaham et al. 2021) trains with the pix2pixHD objective: hinge GAN and feature
+    # matching (its VGG perceptual term needs pretrained weights we do not ship), no weight penalty.
+    Architecture.ASAPNET: LossWeights(latent_regularization=0.0),
+}
+
+
+def default_loss_weights(arch: Architecture | str) -> LossWeights:
+    """The generator objective each architecture was published with (CoNeS: paper eq. 16).
+
+    The latent regularization ``mean(z^2)`` belongs to CoNeS's shift code; the baselines return
+    their own codes (pix2pix's bottleneck, ASAP-Net's predicted MLP weights) but their papers do
+    not penalise them, so their defaults leave it out.
+    """
+    return _BASELINE_LOSS_WEIGHTS.get(parse_architecture(arch), LossWeights())
 
 
 @dataclass(frozen=True)
@@ -20,6 +38,10 @@ class TrainConfig(JsonConfig):
         sources: source sequence names, in channel order.
         targets: target sequence names, in channel order.
         preset: model size (``paper`` or ``lite``).
+        arch: generator architecture (``cones``, or the baselines ``pix2pix`` and ``asapnet``);
+            every architecture shares the discriminator, the data pipeline and the schedule. Give a
+            baseline its published objective with ``loss_weights=default_loss_weights(arch)``, as
+            ``cones train --arch`` does.
         iterations: optimisation steps (paper: 100k = 200 epochs of 500 iterations).
         batch_size: crops per step (paper: 8).
         crop_size: (rows, columns) of the random training crops (paper, BraTS: 160 x 128).
@@ -48,6 +70,7 @@ class TrainConfig(JsonConfig):
     sources: tuple[str, ...] = ("t1", "t2", "flair")
     targets: tuple[str, ...] = ("t1ce",)
     preset: str = Preset.LITE.value
+    arch: str = Architecture.CONES.value
     iterations: int = 1000
     batch_size: int = 8
     crop_size: tuple[int, int] = (160, 128)
@@ -76,6 +99,8 @@ class TrainConfig(JsonConfig):
             raise ValueError(f"a sequence cannot be both source and target: {sorted(overlap)}")
         if self.preset not in {preset.value for preset in Preset}:
             self._bad("preset", self.preset, f"one of {[preset.value for preset in Preset]}")
+        if self.arch not in {arch.value for arch in Architecture}:
+            self._bad("arch", self.arch, f"one of {[arch.value for arch in Architecture]}")
         for name in ("iterations", "batch_size", "validation_interval", "checkpoint_interval", "log_interval"):
             if getattr(self, name) < 1:
                 self._bad(name, getattr(self, name))

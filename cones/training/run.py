@@ -1,7 +1,8 @@
 """A whole training run: data, models, the step loop, validation, logs and checkpoints.
 
 A run folder holds ``last.pt`` (with everything needed to resume), ``best.pt`` (best validation
-PSNR), ``log.jsonl`` (one JSON object per log line) and ``cache/`` (the slice cache). Every random
+PSNR), ``log.jsonl`` (one JSON object per log line) and ``cache/`` (the slice cache, unless the
+caller shares one between runs). Every random
 draw of step ``i`` is seeded from ``(seed, i, rank)``, so ``--resume`` continues exactly where an
 interrupted run stopped.
 """
@@ -19,12 +20,20 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from cones.checkpoint import ModelCard, load_checkpoint, load_training_state, make_provenance, save_model
+from cones.checkpoint import (
+    ModelCard,
+    load_checkpoint,
+    load_model,
+    load_training_state,
+    make_provenance,
+    read_model_card,
+    save_model,
+)
 from cones.data import build_slice_cache, find_cases, require_sequences, sample_batch
 from cones.device import resolve_device
 from cones.metrics import psnr, ssim
-from cones.model import CoNeSGenerator, PatchDiscriminator, build_discriminator, build_generator
-from cones.sequences import parse_sequences
+from cones.model import PatchDiscriminator, build_discriminator, build_generator
+from cones.sequences import Sequence, parse_sequences
 from cones.training.config import TrainConfig
 from cones.training.distributed import DistributedContext, init_distributed, shutdown_distributed
 from cones.training.step import AdversarialStep
@@ -47,6 +56,31 @@ def _resumed_config(run_dir: Path, requested: TrainConfig) -> TrainConfig:
     return TrainConfig.from_dict({**saved.to_dict(), "iterations": requested.iterations})
 
 
+def _initial_generator_state(
+    path: Path, config: TrainConfig, sources: tuple[Sequence, ...], targets: tuple[Sequence, ...]
+) -> dict[str, torch.Tensor]:
+    """The generator weights of a model to fine-tune, refused unless it is the model this run would build.
+
+    Architecture, preset, sequences, normalization and slice axis must all agree: weights trained on
+    another normalization or channel order would load without error and silently mean something else.
+    """
+    card = read_model_card(path)
+    wanted = {
+        "architecture": config.arch,
+        "preset": config.preset,
+        "sources": sources,
+        "targets": targets,
+        "normalization": config.normalization,
+        "slice_axis": config.slice_axis,
+    }
+    differing = [
+        f"{key} {getattr(card, key)!r} (run: {value!r})" for key, value in wanted.items() if getattr(card, key) != value
+    ]
+    if differing:
+        raise ValueError(f"cannot start from {path}: it differs from this run in {', '.join(differing)}")
+    return load_model(path).generator.state_dict()
+
+
 def _validation_ids(config: TrainConfig, case_ids: list[str], data_dir: Path) -> list[str]:
     """The held-out cases: named in the config, or the last ``validation_cases`` in sorted order."""
     if config.validation_case_ids:
@@ -61,7 +95,7 @@ def _validation_ids(config: TrainConfig, case_ids: list[str], data_dir: Path) ->
     return chosen
 
 
-def _validate(generator: CoNeSGenerator, cache, rows: np.ndarray, device: torch.device) -> dict[str, float]:
+def _validate(generator: torch.nn.Module, cache, rows: np.ndarray, device: torch.device) -> dict[str, float]:
     """PSNR/SSIM (images in [0, 1], as in the paper) of whole held-out slices, averaged per case."""
     generator.eval()
     scores: dict[str, list[float]] = {"psnr": [], "ssim": []}
@@ -94,6 +128,15 @@ class _RunLog:
             with self.path.open("a") as handle:
                 handle.write(json.dumps(entry) + "\n")
 
+    def forget_after(self, iteration: int) -> None:
+        """Drop the entries a stopped run wrote after its last checkpoint; the resumed run writes them anew.
+
+        Without this a resumed run's log would hold those iterations twice, with different losses.
+        """
+        if self.enabled and self.path.is_file():
+            kept = [line for line in self.path.read_text().splitlines() if json.loads(line)["iteration"] <= iteration]
+            self.path.write_text("".join(line + "\n" for line in kept))
+
 
 def train(
     config: TrainConfig,
@@ -105,8 +148,10 @@ def train(
     command: str | None = None,
     data_description: str | None = None,
     show_progress: bool = True,
+    cache_dir: str | Path | None = None,
+    initial_model: str | Path | None = None,
 ) -> Path:
-    """Train a CoNeS model on a dataset folder and return the path of ``last.pt``.
+    """Train a generator (CoNeS or a baseline, per ``config.arch``) on a dataset folder; return ``last.pt``.
 
     Args:
         config: hyper-parameters (ignored except ``iterations`` when resuming: the saved ones rule).
@@ -118,12 +163,20 @@ def train(
         command: the command line, recorded in the checkpoint's provenance.
         data_description: which data (and its attribution), recorded in the provenance.
         show_progress: draw a tqdm bar on rank 0.
+        cache_dir: the slice cache folder (default: ``output_dir/cache``); runs on the same data
+            with the same normalization can share one, as the baseline comparison does.
+        initial_model: a trained model file whose generator weights the run starts from (fine-tuning
+            on one's own data); the discriminator and optimizers start afresh, so an exported,
+            inference-only model will do.
 
     Raises:
         FileExistsError: ``output_dir`` already holds a run and ``resume`` is False.
-        ValueError: bad data (see :mod:`cones.data`), or resume settings that differ.
+        ValueError: bad data (see :mod:`cones.data`), resume settings that differ, ``resume`` together
+            with ``initial_model``, or an initial model that does not fit ``config``.
     """
     run_dir = Path(output_dir)
+    if resume and initial_model is not None:
+        raise ValueError("a resumed run continues from its own last.pt; do not give an initial model as well")
     if resume:
         config = _resumed_config(run_dir, config)
     elif (run_dir / LAST).exists():
@@ -142,6 +195,8 @@ def train(
             command,
             data_description,
             show_progress,
+            Path(cache_dir) if cache_dir is not None else run_dir / "cache",
+            Path(initial_model) if initial_model is not None else None,
         )
     finally:
         shutdown_distributed(context)
@@ -158,16 +213,17 @@ def _train(
     command: str | None,
     data_description: str | None,
     show_progress: bool,
+    cache_dir: Path,
+    initial_model: Path | None,
 ) -> Path:
     sources, targets = parse_sequences(config.sources), parse_sequences(config.targets)
+    initial = _initial_generator_state(initial_model, config, sources, targets) if initial_model else None
     cases = require_sequences(find_cases(data_dir), (*sources, *targets))
     validation_ids = _validation_ids(config, [case.case_id for case in cases], data_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if context.enabled and not context.is_main:
         torch.distributed.barrier()  # rank 0 builds the cache first; the others then reuse it
-    cache = build_slice_cache(
-        cases, sources, targets, run_dir / "cache", config.normalization, config.slice_axis, resample
-    )
+    cache = build_slice_cache(cases, sources, targets, cache_dir, config.normalization, config.slice_axis, resample)
     if context.enabled and context.is_main:
         torch.distributed.barrier()
     training_rows = cache.slices_of([case.case_id for case in cases if case.case_id not in validation_ids])
@@ -175,9 +231,11 @@ def _train(
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        generator = build_generator(config.preset, len(sources), len(targets)).to(device)
+        generator = build_generator(config.preset, len(sources), len(targets), config.arch).to(device)
         discriminator = build_discriminator(config.preset, len(sources), len(targets)).to(device)
-    generator_module: CoNeSGenerator = generator
+    if initial is not None:
+        generator.load_state_dict(initial)
+    generator_module: torch.nn.Module = generator
     discriminator_module: PatchDiscriminator = discriminator
     if context.enabled:
         device_ids = [device.index or context.local_rank] if device.type == "cuda" else None
@@ -194,13 +252,14 @@ def _train(
         start, best_psnr = int(state["iteration"]), float(state["best_psnr"])
 
     log = _RunLog(run_dir / LOG, context.is_main)
+    log.forget_after(start)
     if context.is_main:
         (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
     augmentation = config.augmentation if config.augment else None
 
     def save(path: Path, iteration: int) -> None:
         card = ModelCard(
-            architecture="cones",
+            architecture=config.arch,
             preset=config.preset,
             generator=generator_module.config,
             sources=sources,

@@ -1,0 +1,78 @@
+"""The bundled lite model and the demo: a fresh generated case, synthesized better than copying T1.
+
+The bundled model was trained on sample-data seed 1000 (see Resources/Models/README.md); these tests
+use other seeds, so they measure generalisation to unseen cases, not memorisation.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from cones.checkpoint import read_model_card
+from cones.config import NormalizationConfig
+from cones.data.normalization import foreground_mask
+from cones.demo import BUNDLED_MODEL, DEMO_SEED, on_output_scale, run_demo
+from cones.sample_data import BRATS_LABELS
+from cones.sequences import Sequence
+
+FRESH_SEED = DEMO_SEED + 1
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory):
+    return run_demo(tmp_path_factory.mktemp("demo"), seed=FRESH_SEED, device="cpu")
+
+
+def test_bundled_model_is_a_small_lite_t1ce_model() -> None:
+    card = read_model_card(BUNDLED_MODEL)
+    assert card.preset == "lite"
+    assert card.sources == (Sequence.T1, Sequence.T2, Sequence.FLAIR) and card.targets == (Sequence.T1CE,)
+    assert BUNDLED_MODEL.stat().st_size <= 20 * 2**20
+    assert "cones train" in (card.provenance.command or ""), "the provenance says how to reproduce it"
+
+
+def test_demo_writes_volumes_panel_and_metrics(demo) -> None:
+    metrics = json.loads(demo.metrics.read_text())
+    assert set(metrics["cones"]) == {"psnr", "ssim", "mae"} and metrics["seed"] == FRESH_SEED
+    synthesized = sitk.ReadImage(str(demo.synthesized))
+    reference = sitk.ReadImage(str(next(demo.case_dir.glob("*_t1.nii.gz"))))
+    assert synthesized.GetSize() == reference.GetSize() and synthesized.GetOrigin() == reference.GetOrigin()
+    assert demo.panel.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and demo.panel.stat().st_size > 50_000
+
+
+def test_bundled_model_beats_copying_t1_inside_the_brain(demo) -> None:
+    cones, copied = demo.scores["cones"], demo.scores["copy_t1"]
+    assert cones["psnr"] > copied["psnr"] + 3.0
+    assert cones["ssim"] > copied["ssim"]
+    assert cones["mae"] < copied["mae"]
+
+
+def test_synthesized_t1ce_shows_the_enhancing_rim(demo) -> None:
+    """Only T1ce shows the rim bright; the model must put it there from T1, T2 and FLAIR alone."""
+    case = demo.case_dir.name
+    arrays = {
+        name: sitk.GetArrayFromImage(sitk.ReadImage(str(demo.case_dir / f"{case}_{name}.nii.gz")))
+        for name in ("t1", "t2", "flair", "seg")
+    }
+    normalization = NormalizationConfig()
+    mask = foreground_mask([arrays["t1"], arrays["t2"], arrays["flair"]], normalization)
+    synthesized = sitk.GetArrayFromImage(sitk.ReadImage(str(demo.synthesized)))
+    t1 = on_output_scale(arrays["t1"], mask, normalization)
+    rim, healthy = arrays["seg"] == BRATS_LABELS["enhancing"], mask & (arrays["seg"] == 0)
+
+    def contrast(volume: np.ndarray) -> float:
+        return float(volume[rim].mean() / volume[healthy].mean())
+
+    assert contrast(synthesized) > 1.3
+    assert contrast(synthesized) > contrast(t1) + 0.3
+
+
+def test_demo_keeps_earlier_results_unless_asked(demo) -> None:
+    before = demo.metrics.read_bytes()
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        run_demo(demo.output_dir, seed=FRESH_SEED, device="cpu")
+    assert demo.metrics.read_bytes() == before

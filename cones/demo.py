@@ -1,0 +1,258 @@
+"""The one-command demo: a generated glioma case, T1ce synthesized by the bundled model, a panel and metrics.
+
+A fresh clone has no BraTS data and no internet, so the demo generates a case with
+:mod:`cones.sample_data` (a seed the bundled model never saw), synthesizes its T1ce from T1, T2 and
+FLAIR, and writes under one folder what a reader needs to judge the result:
+
+- ``<case>/``: the generated case (sources, real T1ce, labels) as NIfTI;
+- ``t1ce_synthesized.nii.gz``: the synthesized T1ce on the case's grid;
+- ``panel.png``: sources, real and synthesized T1ce and their absolute difference, in the axial,
+  coronal and sagittal planes through the tumour;
+- ``case.png``: the generated case itself, its four sequences and tumour labels;
+- ``metrics.json``: PSNR, SSIM and MAE inside the brain, for the model and for the trivial guess
+  of copying T1, which is what the model has to beat.
+
+Run it as ``python -m cones.demo --output demo-output`` (``make demo`` does this in a fresh venv).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Mapping
+from collections.abc import Sequence as SequenceOf
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from cones.checkpoint import load_model
+from cones.config import NormalizationConfig
+from cones.data import read_image, write_image
+from cones.data.normalization import denormalize_volume, foreground_mask, normalize_volume
+from cones.inference import SynthesisOptions, synthesize_images
+from cones.metrics import mean_absolute_error, psnr, ssim
+from cones.sequences import Sequence
+
+__all__ = ["BUNDLED_MODEL", "DemoResult", "compare_in_brain", "on_output_scale", "render_panel", "run_demo"]
+
+logger = logging.getLogger(__name__)
+
+BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "Resources" / "Models" / "cones-lite-t1ce.pt"
+"""The lite T1/T2/FLAIR -> T1ce model shipped with the repository (see Resources/Models/README.md)."""
+
+DEMO_SEED = 2026
+"""Sample-data seed of the demo case; the bundled model was trained on seed 1000, so this case is unseen."""
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """What the demo wrote and measured."""
+
+    output_dir: Path
+    case_dir: Path
+    synthesized: Path
+    panel: Path
+    case_figure: Path
+    metrics: Path
+    scores: dict[str, dict[str, float]]
+
+
+def on_output_scale(volume: np.ndarray, mask: np.ndarray, normalization: NormalizationConfig) -> np.ndarray:
+    """A real volume mapped to the scale synthesized volumes use, so the two can be compared.
+
+    A synthesized volume has no scanner units: it is the normalized target put on the documented
+    output scale. Passing the real target through the same normalization and the same output
+    mapping makes voxel-wise errors meaningful; it is also what the model was trained to match.
+    """
+    return denormalize_volume(normalize_volume(volume, mask, normalization), mask, normalization)
+
+
+def compare_in_brain(
+    prediction: np.ndarray, reference: np.ndarray, mask: np.ndarray, output_scale: float
+) -> dict[str, float]:
+    """PSNR (dB), SSIM and MAE of two volumes on the output scale, inside the brain mask.
+
+    Both are divided by the output scale, so they lie in [0, 1] as the paper's metrics require,
+    with one shared map: an intensity error is penalised rather than normalised away.
+    """
+    prediction, reference = prediction / output_scale, reference / output_scale
+    return {
+        "psnr": psnr(prediction, reference, mask),
+        "ssim": ssim(prediction, reference, mask),
+        "mae": mean_absolute_error(prediction, reference, mask),
+    }
+
+
+def _panel_planes(volume: np.ndarray, centre: tuple[int, int, int]) -> list[np.ndarray]:
+    """Axial, coronal and sagittal planes of a (z, y, x) LPS volume, head up and anterior up."""
+    z, y, x = centre
+    return [volume[z], np.flipud(volume[:, y, :]), np.flipud(volume[:, :, x])]
+
+
+def render_panel(
+    columns: Mapping[str, np.ndarray],
+    centre: tuple[int, int, int],
+    spacing_zyx: tuple[float, float, float],
+    path: Path,
+    title: str,
+    colormaps: Mapping[str, str] | None = None,
+) -> Path:
+    """Draw one column per named volume and one row per plane through ``centre``.
+
+    Each column keeps its own window (0 to its 99.5th percentile), in grey unless ``colormaps``
+    names another map for it (e.g. ``magma`` for differences, so errors stand out).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    aspects = [spacing_zyx[1] / spacing_zyx[2], spacing_zyx[0] / spacing_zyx[2], spacing_zyx[0] / spacing_zyx[1]]
+    shape = next(iter(columns.values())).shape
+    heights = [shape[1] * spacing_zyx[1], shape[0] * spacing_zyx[0], shape[0] * spacing_zyx[0]]
+    width = shape[2] * spacing_zyx[2]
+    figure, axes = plt.subplots(
+        3,
+        len(columns),
+        figsize=(2.4 * len(columns), 2.4 * sum(heights) / width + 0.6),
+        squeeze=False,
+        gridspec_kw={"height_ratios": heights},
+    )
+    for column, (name, volume) in enumerate(columns.items()):
+        high = float(np.percentile(volume[volume > 0], 99.5)) if (volume > 0).any() else 1.0
+        colormap = (colormaps or {}).get(name, "gray")
+        for row, plane in enumerate(_panel_planes(volume, centre)):
+            axis = axes[row, column]
+            axis.imshow(plane, cmap=colormap, vmin=0.0, vmax=high, aspect=aspects[row], interpolation="nearest")
+            axis.set_axis_off()
+            if row == 0:
+                axis.set_title(name, fontsize=10)
+    figure.suptitle(title, fontsize=11)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def _tumour_centre(label: np.ndarray, mask: np.ndarray) -> tuple[int, int, int]:
+    """Centre of the enhancing tumour (label 4) when there is one, else of the brain."""
+    region = label == 4 if (label == 4).any() else mask
+    return tuple(round(float(c)) for c in np.argwhere(region).mean(axis=0))
+
+
+def run_demo(
+    output_dir: Path,
+    model_path: Path = BUNDLED_MODEL,
+    seed: int = DEMO_SEED,
+    overwrite: bool = False,
+    device: str = "auto",
+) -> DemoResult:
+    """Generate a case, synthesize its T1ce and write volumes, panel and metrics under ``output_dir``.
+
+    Raises:
+        FileExistsError: ``output_dir`` already holds demo results and ``overwrite`` is False.
+        ValueError: the model file is refused, or it does not synthesize T1ce from T1, T2 and FLAIR.
+    """
+    from cones.sample_data import write_sample_dataset
+
+    output_dir = Path(output_dir)
+    synthesized_path, panel_path, metrics_path = (
+        output_dir / "t1ce_synthesized.nii.gz",
+        output_dir / "panel.png",
+        output_dir / "metrics.json",
+    )
+    case_figure_path = output_dir / "case.png"
+    existing = [path for path in (synthesized_path, panel_path, case_figure_path, metrics_path) if path.exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{output_dir} already holds demo results; pass --overwrite to replace them")
+    model = load_model(model_path)
+    if Sequence.T1CE not in model.card.targets:
+        raise ValueError(f"{model_path} synthesizes {[t.value for t in model.card.targets]}, not T1ce")
+
+    started = time.perf_counter()
+    (case_dir,) = write_sample_dataset(output_dir, num_cases=1, seed=seed, overwrite=overwrite)
+    case = case_dir.name
+    images = {name: read_image(case_dir / f"{case}_{name}.nii.gz") for name in ("t1", "t1ce", "t2", "flair", "seg")}
+    logger.info("generated %s in %.1f s", case, time.perf_counter() - started)
+
+    started = time.perf_counter()
+    options = SynthesisOptions(device=device)
+    sources = {sequence: images[sequence.value] for sequence in model.card.sources}
+    synthesized = synthesize_images(model, sources, options=options)[Sequence.T1CE]
+    seconds = time.perf_counter() - started
+    write_image(synthesized, synthesized_path, overwrite=overwrite)
+    logger.info("synthesized T1ce in %.1f s", seconds)
+
+    arrays = {name: sitk.GetArrayFromImage(image) for name, image in images.items()}
+    normalization = model.card.normalization
+    mask = foreground_mask([arrays[s.value] for s in model.card.sources], normalization)
+    real = on_output_scale(arrays["t1ce"], mask, normalization)
+    copied = on_output_scale(arrays["t1"], mask, normalization)
+    prediction = sitk.GetArrayFromImage(synthesized)
+    scale = normalization.output_scale
+    scores = {
+        "cones": compare_in_brain(prediction, real, mask, scale),
+        "copy_t1": compare_in_brain(copied, real, mask, scale),
+    }
+    metrics = {
+        "case": case,
+        "seed": seed,
+        "model": str(model_path),
+        "region": "brain (foreground of the sources)",
+        "intensities": f"both volumes on the output scale 0..{scale:g}, divided by it (range [0, 1])",
+        "synthesis_seconds": round(seconds, 2),
+        "device": options.device,
+        **scores,
+    }
+    metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
+
+    columns = {
+        "T1": on_output_scale(arrays["t1"], mask, normalization),
+        "T2": on_output_scale(arrays["t2"], mask, normalization),
+        "FLAIR": on_output_scale(arrays["flair"], mask, normalization),
+        "T1ce (real)": real,
+        "T1ce (CoNeS)": prediction,
+        "|CoNeS - real|": np.abs(prediction - real),
+    }
+    spacing = tuple(reversed(images["t1"].GetSpacing()))
+    title = (
+        f"{case}: CoNeS PSNR {scores['cones']['psnr']:.2f} dB, SSIM {scores['cones']['ssim']:.3f} "
+        f"(copy T1: {scores['copy_t1']['psnr']:.2f} dB, {scores['copy_t1']['ssim']:.3f}), inside the brain"
+    )
+    centre = _tumour_centre(arrays["seg"], mask)
+    render_panel(columns, centre, spacing, panel_path, title, colormaps={"|CoNeS - real|": "magma"})
+    case_columns = {name: columns[name] for name in ("T1", "T1ce (real)", "T2", "FLAIR")}
+    case_columns["labels"] = arrays["seg"].astype(np.float32)
+    labels_title = f"{case}: generated case; labels 1 necrosis, 2 oedema, 4 enhancing (BraTS 2018-2021)"
+    render_panel(case_columns, centre, spacing, case_figure_path, labels_title, colormaps={"labels": "viridis"})
+    return DemoResult(output_dir, case_dir, synthesized_path, panel_path, case_figure_path, metrics_path, scores)
+
+
+def main(argv: SequenceOf[str] | None = None) -> int:
+    """Run the demo from the command line; returns the exit code (2 for refused input)."""
+    parser = argparse.ArgumentParser(prog="python -m cones.demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--output", default="demo-output", help="folder for the case, volumes, panel and metrics")
+    parser.add_argument("--model", default=str(BUNDLED_MODEL), help="model file (default: the bundled lite model)")
+    parser.add_argument("--seed", type=int, default=DEMO_SEED, help="sample-data seed of the generated case")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--overwrite", action="store_true", help="replace the results of an earlier run")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    try:
+        result = run_demo(Path(args.output), Path(args.model), args.seed, args.overwrite, args.device)
+    except (ValueError, FileExistsError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps({name: {k: round(v, 4) for k, v in s.items()} for name, s in result.scores.items()}, indent=2))
+    written = (result.synthesized, result.panel, result.case_figure, result.metrics, result.case_dir)
+    print(f"results in {result.output_dir.resolve()}: {', '.join(path.name for path in written)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

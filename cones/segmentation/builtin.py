@@ -1,0 +1,208 @@
+"""The built-in segmentation network: a MONAI 3D U-Net in a self-describing model file.
+
+The file follows the CoNeS model file rules (:mod:`cones.checkpoint`): a ``torch.save`` archive of
+tensors and plain data, read only with ``torch.load(weights_only=True)`` and written atomically,
+with a card that says which sequences it needs in which order, how they are normalised, which
+label values mean NCR, ED and ET, and where the weights came from. Its own format name keeps a
+segmentation file from being mistaken for a synthesis model, and the other way round::
+
+    {"format": "cones-segmentation-model", "format_version": 1, "card": SegmentationCard.to_dict(),
+     "network_state": {name: tensor}}
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from cones.checkpoint import CheckpointError, Provenance
+from cones.checkpoint.reading import _unpickle
+from cones.checkpoint.writing import _write_atomically
+from cones.config import JsonConfig
+from cones.device import resolve_device
+from cones.segmentation.base import InputNormalization, SegmentationModel, sliding_window_classes
+from cones.segmentation.labels import LabelSet
+from cones.sequences import Sequence, parse_sequences
+
+__all__ = [
+    "SEGMENTATION_FORMAT",
+    "SEGMENTATION_FORMAT_VERSION",
+    "BuiltinSegmentation",
+    "SegmentationCard",
+    "UNetConfig",
+    "build_unet",
+    "load_builtin_segmentation",
+    "read_segmentation_card",
+    "save_segmentation_model",
+]
+
+SEGMENTATION_FORMAT = "cones-segmentation-model"
+SEGMENTATION_FORMAT_VERSION = 1
+_KEYS = frozenset({"format", "format_version", "card", "network_state"})
+
+
+@dataclass(frozen=True)
+class UNetConfig(JsonConfig):
+    """Shape of the MONAI ``UNet`` (residual units, instance norm) and the patch it is trained on.
+
+    Attributes:
+        channels: feature channels per level; each level after the first halves the resolution.
+        strides: downsampling stride per level transition (``len(channels) - 1`` of them).
+        num_res_units: residual units per block.
+        patch_size: (z, y, x) patch size for training and sliding-window inference; every side must
+            be divisible by the product of ``strides``.
+    """
+
+    channels: tuple[int, ...] = (16, 32, 64, 128)
+    strides: tuple[int, ...] = (2, 2, 2)
+    num_res_units: int = 1
+    patch_size: tuple[int, int, int] = (64, 64, 64)
+
+    def __post_init__(self) -> None:
+        if len(self.channels) < 2 or min(self.channels) < 1:
+            raise ValueError(f"UNetConfig.channels must list >= 2 positive sizes, got {self.channels!r}")
+        if len(self.strides) != len(self.channels) - 1 or min(self.strides) < 1:
+            raise ValueError(
+                f"UNetConfig.strides must give {len(self.channels) - 1} positive strides, got {self.strides!r}"
+            )
+        if self.num_res_units < 0:
+            raise ValueError(f"UNetConfig.num_res_units must be >= 0, got {self.num_res_units!r}")
+        divisor = int(np.prod(self.strides))
+        if len(self.patch_size) != 3 or any(side < 1 or side % divisor for side in self.patch_size):
+            raise ValueError(f"UNetConfig.patch_size must be 3 sides divisible by {divisor}, got {self.patch_size!r}")
+
+
+def build_unet(config: UNetConfig, in_channels: int, out_channels: int) -> nn.Module:
+    """The MONAI 3D ``UNet`` that ``config`` describes."""
+    from monai.networks.nets import UNet
+
+    return UNet(
+        spatial_dims=3,
+        in_channels=in_channels,
+        out_channels=out_channels,
+        channels=config.channels,
+        strides=config.strides,
+        num_res_units=config.num_res_units,
+        norm="instance",
+    )
+
+
+@dataclass(frozen=True)
+class SegmentationCard(JsonConfig):
+    """Everything needed to rebuild, feed and cite a trained built-in segmentation network.
+
+    Attributes:
+        sequences: input sequences in channel order.
+        label_names: class names, background first; output channel i is class i.
+        label_values: the value written into the label map for each class.
+        network: the U-Net's shape and patch size.
+        normalization: how inputs are normalised.
+        training_means: mean normalised foreground intensity per sequence over the training cases.
+        provenance: where the weights came from.
+    """
+
+    sequences: tuple[Sequence, ...]
+    label_names: tuple[str, ...]
+    label_values: tuple[int, ...]
+    network: UNetConfig
+    normalization: InputNormalization
+    training_means: tuple[float, ...]
+    provenance: Provenance
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sequences", parse_sequences(tuple(self.sequences)))
+        LabelSet(self.label_names, self.label_values)  # refuses a card whose labels lack NCR, ED or ET
+        if len(self.training_means) != len(self.sequences):
+            raise ValueError(
+                f"SegmentationCard.training_means must give one value per sequence, got {self.training_means!r}"
+            )
+        object.__setattr__(self, "training_means", tuple(float(value) for value in self.training_means))
+
+    @property
+    def labels(self) -> LabelSet:
+        """The label names and values as a :class:`LabelSet`."""
+        return LabelSet(self.label_names, self.label_values)
+
+
+class BuiltinSegmentation(SegmentationModel):
+    """A built-in U-Net loaded from its model file, run patch-wise with a sliding window."""
+
+    def __init__(self, network: nn.Module, card: SegmentationCard, source: Path, device: torch.device) -> None:
+        super().__init__(card.sequences, card.labels, card.normalization, card.training_means, source)
+        self.network = network.to(device).eval()
+        self.card = card
+        self.device = device
+
+    def _predict(self, channels: np.ndarray, spacing: tuple[float, ...]) -> np.ndarray:
+        classes = sliding_window_classes(self.network, channels, self.card.network.patch_size, self.device)
+        return np.asarray(self.labels.values, dtype=np.uint8)[classes]
+
+
+def save_segmentation_model(
+    path: str | os.PathLike[str], network: nn.Module, card: SegmentationCard, overwrite: bool = False
+) -> Path:
+    """Write a built-in segmentation model file atomically (the CoNeS checkpoint writer).
+
+    Raises:
+        FileExistsError: ``path`` exists and ``overwrite`` is false.
+    """
+    path = Path(path)
+    payload: dict[str, Any] = {
+        "format": SEGMENTATION_FORMAT,
+        "format_version": SEGMENTATION_FORMAT_VERSION,
+        "card": card.to_dict(),
+        "network_state": {name: tensor.detach().cpu() for name, tensor in network.state_dict().items()},
+    }
+    _write_atomically(path, payload, overwrite)
+    return path
+
+
+def read_segmentation_card(path: str | os.PathLike[str]) -> SegmentationCard:
+    """The card of a built-in segmentation model file, checked, without building its network.
+
+    Raises:
+        CheckpointError: see :func:`load_builtin_segmentation` (all but the weights check).
+    """
+    return _read_checked(Path(path))[0]
+
+
+def _read_checked(path: Path) -> tuple[SegmentationCard, dict[str, Any]]:
+    raw = _unpickle(path)
+    if not isinstance(raw, dict) or raw.get("format") != SEGMENTATION_FORMAT:
+        found = raw.get("format") if isinstance(raw, dict) else None
+        hint = "; it is a synthesis model, pass it as --synthesis-model" if found == "cones-model" else ""
+        raise CheckpointError(f"refusing to load {path}: it is not a CoNeS segmentation model file{hint}")
+    version = raw.get("format_version")
+    if type(version) is not int or not 1 <= version <= SEGMENTATION_FORMAT_VERSION:
+        raise CheckpointError(f"refusing to load {path}: format version {version!r} is not supported; upgrade CoNeS")
+    if set(raw) != _KEYS:
+        raise CheckpointError(f"refusing to load {path}: it is malformed (entries {sorted(raw)})")
+    try:
+        card = SegmentationCard.from_dict(raw["card"])
+    except ValueError as error:
+        raise CheckpointError(f"refusing to load {path}: its card is invalid: {error}") from error
+    return card, raw
+
+
+def load_builtin_segmentation(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> BuiltinSegmentation:
+    """Rebuild the U-Net a segmentation model file describes and load its weights strictly.
+
+    Raises:
+        CheckpointError: the file does not exist, is corrupt, holds code, is not a CoNeS segmentation
+            model (a synthesis model included), comes from a newer format, has an invalid card, or its
+            weights do not fit the card's network.
+    """
+    path = Path(path)
+    card, raw = _read_checked(path)
+    network = build_unet(card.network, len(card.sequences), len(card.label_values))
+    try:
+        network.load_state_dict(raw["network_state"], strict=True)
+    except (RuntimeError, TypeError, AttributeError) as error:
+        raise CheckpointError(f"refusing to load {path}: its weights do not match its card's network") from error
+    return BuiltinSegmentation(network, card, path, resolve_device(device))

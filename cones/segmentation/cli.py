@@ -1,0 +1,204 @@
+"""The segmentation commands of the ``cones`` command line, and its ``synthesize --segment`` option.
+
+``cones.cli`` owns the parser; this module only adds to it, so the segmentation commands live
+next to the code they run. ``cones.cli`` wires it in with a few calls::
+
+    add_commands(commands)                                  # train-seg, evaluate-segmentation
+    add_synthesize_options(synthesize)                      # --segment, --segmentation-output
+    segmentation = prepare_segmentation(args, model.card, images)        # before synthesis
+    segment_after_synthesis(args, segmentation, images, results)         # after it
+
+Heavy imports (MONAI, onnxruntime, nnU-Net) wait until a handler runs, which keeps ``cones --help`` fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cones.sequences import Sequence
+
+if TYPE_CHECKING:
+    import SimpleITK as sitk
+
+    from cones.checkpoint import ModelCard
+    from cones.segmentation.base import SegmentationModel
+
+__all__ = [
+    "SEGMENTATION_STAGE",
+    "add_commands",
+    "add_synthesize_options",
+    "prepare_segmentation",
+    "segment_after_synthesis",
+]
+
+SEGMENTATION_STAGE = "segment"
+"""The stage of the ``CONES_PROGRESS`` line ``synthesize --segment`` prints when segmentation starts."""
+_ALL_SEQUENCES = ("t1", "t1ce", "t2", "flair")
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``train-seg`` and ``evaluate-segmentation`` (with their handlers) to the ``cones`` subcommands."""
+    train = subparsers.add_parser("train-seg", help="train the built-in 3D U-Net tumour segmentation")
+    train.add_argument("--data", required=True, help="folder of case folders with a <case>_seg label map each")
+    train.add_argument("--sequences", nargs="+", default=list(_ALL_SEQUENCES), help="input sequences, in order")
+    train.add_argument("--output", required=True, help="run folder (last.pt, log.jsonl)")
+    train.add_argument("--iterations", type=int, default=2000)
+    train.add_argument("--batch-size", type=int, default=2)
+    train.add_argument("--learning-rate", type=float, default=1e-3)
+    train.add_argument("--patch-size", type=int, nargs=3, default=(64, 64, 64), metavar=("Z", "Y", "X"))
+    train.add_argument("--channels", type=int, nargs="+", default=(16, 32, 64, 128), help="features per U-Net level")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    train.add_argument("--data-description", help="which data, with attribution (recorded in the model file)")
+    train.set_defaults(handler=_train_seg)
+
+    evaluate = subparsers.add_parser(
+        "evaluate-segmentation", help="segmentation with a sequence missing: real, zeros, mean, synthesis (Table 5)"
+    )
+    evaluate.add_argument("--seg-model", required=True, help="SEGRUN/last.pt, an nnU-Net folder, or .onnx/.ts + .json")
+    evaluate.add_argument("--data", required=True, help="folder of labelled case folders")
+    evaluate.add_argument("--missing", required=True, help="the sequence taken away, e.g. t1ce")
+    evaluate.add_argument(
+        "--synthesis-model",
+        action="append",
+        default=[],
+        help="a model that synthesizes --missing (adds a row); repeat for CoNeS and baselines",
+    )
+    evaluate.add_argument("--output", required=True, help="folder for segmentation.csv and segmentation.md")
+    evaluate.add_argument("--overwrite", action="store_true", help="replace an earlier result in --output")
+    evaluate.add_argument("--batch-size", type=int, default=4, help="slices per synthesis forward pass")
+    evaluate.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    evaluate.set_defaults(handler=_evaluate_segmentation)
+
+
+def add_synthesize_options(parser: argparse.ArgumentParser) -> None:
+    """Add ``--segment SEGMODEL`` and ``--segmentation-output PATH`` to the ``synthesize`` command."""
+    parser.add_argument(
+        "--segment", metavar="SEGMODEL", help="then segment the tumour with this model (SEGRUN/last.pt, nnU-Net, ONNX)"
+    )
+    parser.add_argument("--segmentation-output", metavar="PATH", help="the label map to write (with --segment)")
+
+
+def prepare_segmentation(
+    args: argparse.Namespace, synthesis: ModelCard, images: Mapping[Sequence | str, sitk.Image]
+) -> SegmentationModel | None:
+    """Validate ``synthesize --segment`` before any synthesis starts, and load the segmentation model.
+
+    Args:
+        args: the ``synthesize`` namespace (``segment``, ``segmentation_output``, ``overwrite``,
+            ``device`` and, when present, ``resample``).
+        synthesis: the synthesis model's card (its targets complete the given sequences).
+        images: the given images, keyed by sequence.
+
+    Returns:
+        The loaded segmentation model, or None when no segmentation was asked for.
+
+    Raises:
+        ValueError: only one of ``--segment`` and ``--segmentation-output`` is given, the
+            segmentation model is refused, it needs a sequence that is neither given nor
+            synthesized, or (without ``--resample``) the images it uses are on different grids.
+        FileExistsError: the segmentation output exists and ``--overwrite`` is not given.
+    """
+    if args.segment is None and args.segmentation_output is None:
+        return None
+    if args.segment is None or args.segmentation_output is None:
+        raise ValueError("--segment and --segmentation-output must be given together")
+    output = Path(args.segmentation_output)
+    if output.exists() and not args.overwrite:
+        raise FileExistsError(f"{output} already exists; pass --overwrite to replace it")
+    from cones.segmentation.chain import check_segmentation_grids, check_segmentation_inputs
+    from cones.segmentation.loading import load_segmentation_model
+
+    model = load_segmentation_model(args.segment, device=args.device)
+    check_segmentation_inputs(model, images, synthesis.targets)
+    if not getattr(args, "resample", False):
+        check_segmentation_grids(model, images)
+    return model
+
+
+def segment_after_synthesis(
+    args: argparse.Namespace,
+    segmentation: SegmentationModel | None,
+    images: Mapping[Sequence | str, sitk.Image],
+    synthesized: Mapping[Sequence | str, sitk.Image],
+) -> Path | None:
+    """Segment with the given and synthesized images and write ``--segmentation-output``.
+
+    Args:
+        args: the ``synthesize`` namespace.
+        segmentation: what :func:`prepare_segmentation` returned; None does nothing.
+        images: the given images.
+        synthesized: what synthesis returned (on the grid of its first source).
+
+    Returns:
+        The written label map, or None when no segmentation was asked for.
+
+    Raises:
+        FileExistsError: the output exists and ``--overwrite`` is not given.
+        ValueError: see :func:`cones.segmentation.chain.segment_with_synthesis`.
+    """
+    if segmentation is None:
+        return None
+    from cones.segmentation.chain import segment_to_file
+
+    print(f"CONES_PROGRESS 0 1 {SEGMENTATION_STAGE}", flush=True)
+    resample = getattr(args, "resample", False)
+    written = segment_to_file(
+        segmentation, images, synthesized, args.segmentation_output, overwrite=args.overwrite, resample=resample
+    )
+    print(f"segmentation ({', '.join(segmentation.labels.names[1:])}) written to {written}")
+    return written
+
+
+def _train_seg(args: argparse.Namespace) -> None:
+    from cones.segmentation.builtin import UNetConfig
+    from cones.segmentation.training import SegmentationTrainingConfig, train_segmentation
+
+    channels = tuple(args.channels)
+    network = UNetConfig(channels=channels, strides=(2,) * (len(channels) - 1), patch_size=tuple(args.patch_size))
+    config = SegmentationTrainingConfig(
+        iterations=args.iterations,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        network=network,
+        seed=args.seed,
+    )
+
+    def report(done: int, total: int, loss: float) -> None:
+        print(f"CONES_PROGRESS {done} {total} train-seg loss={loss:.4f}", flush=True)
+
+    last = train_segmentation(
+        args.data,
+        args.sequences,
+        args.output,
+        config,
+        device=args.device,
+        command=shlex.join(["cones", *sys.argv[1:]]),
+        data_description=args.data_description,
+        progress=report,
+    )
+    print(f"segmentation model written to {last}")
+
+
+def _evaluate_segmentation(args: argparse.Namespace) -> None:
+    from cones.checkpoint import load_model
+    from cones.inference import SynthesisOptions
+    from cones.segmentation.evaluation import MARKDOWN_NAME, evaluate_segmentation
+    from cones.segmentation.loading import load_segmentation_model
+
+    model = load_segmentation_model(args.seg_model, device=args.device)
+    synthesis = [load_model(path, device="cpu") for path in args.synthesis_model]
+    options = SynthesisOptions(device=args.device, batch_size=args.batch_size)
+
+    def report(done: int, total: int) -> None:
+        print(f"CONES_PROGRESS {done} {total} evaluate-segmentation", flush=True)
+
+    evaluate_segmentation(
+        model, args.data, args.missing, args.output, synthesis, options, overwrite=args.overwrite, progress=report
+    )
+    print((Path(args.output) / MARKDOWN_NAME).read_text(encoding="utf-8"))
