@@ -99,6 +99,7 @@ class CoNeSTrainingParameterNode:
     device - where the network runs.
     resume - continue the run in the run folder instead of starting a new one.
     resample - resample sequences on other grids onto the first source instead of refusing them.
+    initialModel - optional trained model to fine-tune instead of starting from random weights.
     """
 
     dataDirectory: Path
@@ -118,10 +119,11 @@ class CoNeSTrainingParameterNode:
     device: Device = Device.AUTO
     resume: bool = False
     resample: bool = False
+    initialModel: Path = Path()
 
 
 def isChosen(path: Path) -> bool:
-    """Whether a folder was chosen: an unset path parameter reads as ``Path()``, i.e. ``"."``."""
+    """Whether a folder or file was chosen: an unset path parameter reads as ``Path()``, i.e. ``"."``."""
     return str(path) not in ("", ".")
 
 
@@ -141,6 +143,7 @@ def trainingRequest(parameterNode: CoNeSTrainingParameterNode) -> TrainingReques
         device=parameterNode.device,
         resume=parameterNode.resume,
         resample=parameterNode.resample,
+        initialModel=parameterNode.initialModel if isChosen(parameterNode.initialModel) else None,
     )
 
 

@@ -86,6 +86,8 @@ class TrainingRequest:
         device: where the network runs.
         resume: continue the run in ``outputDirectory`` from its ``last.pt``.
         resample: resample sequences on other grids onto the first source instead of refusing them.
+        initialModel: a trained model to fine-tune on this data (e.g. the bundled one) instead of
+            starting from random weights; it must have the same preset and sequences.
     """
 
     dataDirectory: Path
@@ -101,14 +103,15 @@ class TrainingRequest:
     device: Device = Device.AUTO
     resume: bool = False
     resample: bool = False
+    initialModel: Path | None = None
 
 
 def trainingCommand(python: str, request: TrainingRequest) -> list[str]:
     """The ``python -m cones.cli train ...`` command of a request, checked by the command line's parser.
 
     Raises:
-        ValueError: no source, the target is also a source, the dataset folder does not exist, or the
-            parser refuses an option (its message).
+        ValueError: no source, the target is also a source, the dataset folder or the initial model
+            does not exist, or the parser refuses an option (its message).
     """
     if not request.sources:
         raise ValueError("choose at least one source sequence")
@@ -134,6 +137,10 @@ def trainingCommand(python: str, request: TrainingRequest) -> list[str]:
         arguments.append("--resume")
     if request.resample:
         arguments.append("--resample")
+    if request.initialModel is not None:
+        if not Path(request.initialModel).is_file():
+            raise ValueError(f"the initial model {str(request.initialModel)!r} does not exist")
+        arguments += ["--init-from", str(request.initialModel)]
     return conesCommand(python, arguments)
 
 

@@ -66,6 +66,14 @@ def test_trainingCommand_is_the_cones_train_command(tmp_path: Path) -> None:
     ]  # fmt: skip
 
 
+def test_trainingCommand_fine_tunes_a_chosen_model(tmp_path: Path) -> None:
+    model = tmp_path / "bundled.pt"
+    model.write_bytes(b"")
+    command = trainingCommand("python", request(tmp_path, initialModel=model))
+    assert command[-2:] == ["--init-from", str(model)]
+    assert "--init-from" not in trainingCommand("python", request(tmp_path))
+
+
 def test_the_request_defaults_are_the_command_lines(tmp_path: Path) -> None:
     defaults = request(tmp_path)
     assert (defaults.preset, defaults.iterations, defaults.batchSize) == ("lite", 1000, 8)
@@ -80,6 +88,7 @@ def test_the_request_defaults_are_the_command_lines(tmp_path: Path) -> None:
         ({"sources": (Sequence.T1, Sequence.T1CE)}, "T1ce cannot be both a source and the target"),
         ({"dataDirectory": Path("/no/such/folder")}, "the dataset folder '/no/such/folder' does not exist"),
         ({"preset": "huge"}, "argument --preset: invalid choice: 'huge'"),
+        ({"initialModel": Path("/no/such/model.pt")}, "the initial model '/no/such/model.pt' does not exist"),
     ],
 )
 def test_trainingCommand_refuses_bad_requests(tmp_path: Path, changes: dict, message: str) -> None:
