@@ -3,9 +3,10 @@
 Timings are measured, never asserted in tests: they depend on the machine. ``cones bench`` prints
 one row per preset and architecture: parameters, GFLOP per slice (counted by torch's FLOP counter), seconds per
 slice, seconds per whole volume through :func:`~cones.inference.synthesize_volume` (background
-slices skipped, as in real use), and the process's peak resident memory. The peak (CPU) only ever
-grows within a process, so a row measured after a bigger model reports that model's peak: run one
-preset and architecture per process for per-row memory figures.
+slices skipped, as in real use), and peak memory: on CUDA the GPU memory allocated for that row; on
+the CPU the process's peak resident memory, which only ever grows within a process, so a row
+measured after a bigger model reports that model's peak: run one preset and architecture per process
+for per-row CPU memory figures.
 """
 
 from __future__ import annotations
@@ -88,6 +89,8 @@ def benchmark_preset(
         arch: the generator architecture (CoNeS or a baseline).
     """
     torch_device = resolve_device(device)
+    if torch_device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(torch_device)  # each row its own peak; the CPU's cannot be reset
     generator = build_generator(preset, len(_SOURCES), 1, arch).to(torch_device).eval()
     batch = torch.randn(1, len(_SOURCES), *slice_shape, device=torch_device)
     autocast = torch.autocast(torch_device.type, dtype=torch.bfloat16, enabled=bfloat16)
