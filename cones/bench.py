@@ -73,7 +73,7 @@ def benchmark_preset(
     slice_shape: tuple[int, int] = (240, 240),
     repeats: int = 3,
     bfloat16: bool = False,
-    batch_size: int = 4,
+    batch_size: int | None = None,
     arch: Architecture | str = Architecture.CONES,
 ) -> BenchmarkResult:
     """Time one preset with 3 sources and 1 target on random weights (speed does not depend on them).
@@ -85,7 +85,7 @@ def benchmark_preset(
         slice_shape: (rows, columns) of the per-slice timing.
         repeats: timed forward passes after one warm-up.
         bfloat16: autocast to bfloat16 (CUDA).
-        batch_size: slices per forward pass in the whole-volume run.
+        batch_size: slices per forward pass in the whole-volume run (``None``: synthesis's default).
         arch: the generator architecture (CoNeS or a baseline).
     """
     torch_device = resolve_device(device)

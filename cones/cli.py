@@ -118,7 +118,15 @@ def _bench(args: argparse.Namespace) -> None:
 
     volume = None if args.no_volume else args.size
     results = [
-        benchmark_preset(preset, args.device, volume_shape=volume, repeats=args.repeats, bfloat16=args.bf16, arch=arch)
+        benchmark_preset(
+            preset,
+            args.device,
+            volume_shape=volume,
+            batch_size=args.batch_size,
+            repeats=args.repeats,
+            bfloat16=args.bf16,
+            arch=arch,
+        )
         for preset in args.preset
         for arch in args.arch
     ]
@@ -202,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     synthesize.add_argument("--output", required=True)
     synthesize.add_argument("--overwrite", action="store_true")
     synthesize.add_argument("--resample", action="store_true", help="resample sources onto the first source")
-    synthesize.add_argument("--batch-size", type=int, default=4)
+    synthesize.add_argument("--batch-size", type=int, help="slices per forward pass (default: 1 on CPU, 4 on CUDA)")
     synthesize.add_argument("--device", default="auto", help="auto, cpu or cuda")
     segmentation_cli.add_synthesize_options(synthesize)
     synthesize.set_defaults(handler=_synthesize)
@@ -224,6 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--size", type=_size, default=(240, 240, 155), help="volume size, e.g. 240x240x155")
     bench.add_argument("--no-volume", action="store_true", help="time single slices only")
     bench.add_argument("--repeats", type=int, default=3)
+    bench.add_argument(
+        "--batch-size", type=int, help="slices per forward pass in the volume run (default: 1 on CPU, 4 on CUDA)"
+    )
     bench.add_argument("--bf16", action="store_true", help="autocast to bfloat16 (CUDA)")
     bench.set_defaults(handler=_bench)
 
@@ -238,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--output", required=True, help="folder for metrics.csv, summary.json, table.md, figures")
     evaluation.add_argument("--cases", nargs="+", default=(), metavar="CASE", help="evaluate only these cases")
     evaluation.add_argument("--mean-from", help="cases (e.g. the training data) whose mean the mean imputation uses")
-    evaluation.add_argument("--batch-size", type=int, default=4)
+    evaluation.add_argument("--batch-size", type=int, help="slices per forward pass (default: 1 on CPU, 4 on CUDA)")
     evaluation.add_argument("--device", default="auto", help="auto, cpu or cuda")
     evaluation.add_argument("--overwrite", action="store_true", help="replace an earlier evaluation in --output")
     evaluation.set_defaults(handler=_evaluate)

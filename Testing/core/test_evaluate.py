@@ -171,3 +171,23 @@ def test_bench_prints_one_row_per_architecture(capsys: pytest.CaptureFixture) ->
     assert [row.split("|")[1].strip() for row in rows] == ["pix2pix", "asapnet"]
     parameters = sum(p.numel() for p in build_generator("lite", 3, 1, "pix2pix").parameters())
     assert rows[0].split("|")[5].strip() == f"{parameters:,}"
+
+
+def test_bench_times_a_volume_with_the_requested_batch(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    import cones.bench
+
+    batches = []
+    synthesize = cones.bench.synthesize_volume
+
+    def recording(*args, **kwargs):
+        batches.append(args[5].batch_size)
+        return synthesize(*args, **kwargs)
+
+    monkeypatch.setattr(cones.bench, "synthesize_volume", recording)
+    arguments = ["bench", "--preset", "lite", "--arch", "pix2pix", "--size", "48x40x6", "--batch-size", "2"]
+    assert main([*arguments, "--repeats", "1"]) == 0
+    (row,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| pix2pix")]
+    assert row.split("|")[8].strip() == "48x40x6" and float(row.split("|")[9]) >= 0  # rounded: 0.0 when fast
+    assert batches == [2]

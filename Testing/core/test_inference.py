@@ -67,6 +67,24 @@ def test_synthesize_volume_skips_background_slices_and_reports_progress(model_pa
     assert total < sources["t1"].shape[0], "the generated case has empty slices to skip"
 
 
+def test_synthesize_volume_runs_one_slice_at_a_time_on_the_cpu_by_default(model_path: Path) -> None:
+    """Batching slices measured slower and heavier on the CPU (see SynthesisOptions), so the default is 1."""
+    model = load_model(model_path)
+    calls: list[int] = []
+    sources = arrays()
+    options = SynthesisOptions(device="cpu")
+    synthesize_volume(
+        model.generator,
+        sources,
+        SOURCES,
+        (Sequence.T1CE,),
+        NormalizationConfig(),
+        options,
+        lambda done, _: calls.append(done),
+    )
+    assert calls == list(range(1, int((sources["t1"] > 0).any(axis=(1, 2)).sum()) + 1))
+
+
 def test_synthesize_volume_slices_along_the_requested_axis(model_path: Path) -> None:
     model = load_model(model_path)
     sources = {name: np.transpose(volume, (1, 0, 2)) for name, volume in arrays().items()}  # axial planes on axis 1

@@ -199,7 +199,7 @@ def evaluate(
     case_ids: SequenceOf[str] = (),
     mean_from: str | os.PathLike[str] | None = None,
     device: str = "auto",
-    batch_size: int = 4,
+    batch_size: int | None = None,
     overwrite: bool = False,
 ) -> EvaluationResult:
     """Score models and the trivial baselines on the cases of ``data_dir``; write the report.
@@ -214,7 +214,7 @@ def evaluate(
         mean_from: folder of cases (e.g. the training data) whose mean target intensity the mean
             imputation uses; default: the other evaluated cases.
         device: ``auto``, ``cpu`` or ``cuda``.
-        batch_size: slices per forward pass.
+        batch_size: slices per forward pass (``None``: 1 on the CPU, 4 on CUDA).
         overwrite: replace the files of an earlier evaluation in ``output_dir``.
 
     Raises:

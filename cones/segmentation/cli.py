@@ -71,7 +71,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     evaluate.add_argument("--output", required=True, help="folder for segmentation.csv and segmentation.md")
     evaluate.add_argument("--overwrite", action="store_true", help="replace an earlier result in --output")
-    evaluate.add_argument("--batch-size", type=int, default=4, help="slices per synthesis forward pass")
+    evaluate.add_argument(
+        "--batch-size", type=int, help="slices per synthesis forward pass (default: 1 on CPU, 4 on CUDA)"
+    )
     evaluate.add_argument("--device", default="auto", help="auto, cpu or cuda")
     evaluate.set_defaults(handler=_evaluate_segmentation)
 
