@@ -212,7 +212,7 @@ def run_demo(
     metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
 
     columns = {
-        "T1": on_output_scale(arrays["t1"], mask, normalization),
+        "T1": copied,
         "T2": on_output_scale(arrays["t2"], mask, normalization),
         "FLAIR": on_output_scale(arrays["flair"], mask, normalization),
         "T1ce (real)": real,

@@ -26,7 +26,6 @@ from cones.checkpoint import (
     load_model,
     load_training_state,
     make_provenance,
-    read_model_card,
     save_model,
 )
 from cones.data import build_slice_cache, find_cases, require_sequences, sample_batch
@@ -64,7 +63,8 @@ def _initial_generator_state(
     Architecture, preset, sequences, normalization and slice axis must all agree: weights trained on
     another normalization or channel order would load without error and silently mean something else.
     """
-    card = read_model_card(path)
+    model = load_model(path)
+    card = model.card
     wanted = {
         "architecture": config.arch,
         "preset": config.preset,
@@ -78,7 +78,7 @@ def _initial_generator_state(
     ]
     if differing:
         raise ValueError(f"cannot start from {path}: it differs from this run in {', '.join(differing)}")
-    return load_model(path).generator.state_dict()
+    return model.generator.state_dict()
 
 
 def _validation_ids(config: TrainConfig, case_ids: list[str], data_dir: Path) -> list[str]:
