@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from cones.checkpoint import load_model
+from cones.checkpoint import ModelCard, load_model
 from cones.config import NormalizationConfig
 from cones.data import read_image, write_image
 from cones.data.normalization import denormalize_volume, foreground_mask, normalize_volume
@@ -38,7 +38,15 @@ from cones.inference import SynthesisOptions, synthesize_images
 from cones.metrics import mean_absolute_error, psnr, ssim
 from cones.sequences import Sequence
 
-__all__ = ["BUNDLED_MODEL", "DemoResult", "compare_in_brain", "on_output_scale", "render_panel", "run_demo"]
+__all__ = [
+    "BUNDLED_MODEL",
+    "DemoResult",
+    "compare_in_brain",
+    "on_output_scale",
+    "render_panel",
+    "run_demo",
+    "score_against_copy",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +93,44 @@ def compare_in_brain(
         "psnr": psnr(prediction, reference, mask),
         "ssim": ssim(prediction, reference, mask),
         "mae": mean_absolute_error(prediction, reference, mask),
+    }
+
+
+def score_against_copy(
+    synthesized: np.ndarray, arrays: Mapping[Sequence, np.ndarray], card: ModelCard
+) -> dict[str, dict[str, float]]:
+    """Score a synthesized target, and the trivial guess of copying the first source, against the real one.
+
+    Copying the first source (T1 for a T1ce model) is what a model has to beat: on real scans T1 and
+    T1ce share most of their contrast. Both are compared inside the sources' foreground on the
+    output scale, exactly as inference builds its mask and scale from ``card``.
+
+    Args:
+        synthesized: the model's target volume on the output scale, (z, y, x).
+        arrays: the case's real volumes in scanner units, at least the card's sources and its target.
+        card: the model's card (sources, single target, normalization).
+
+    Returns:
+        ``{"cones": scores, "copy_<first source>": scores}``, scores as in :func:`compare_in_brain`.
+
+    Raises:
+        ValueError: the model has several targets, or a needed sequence is missing from ``arrays``.
+    """
+    if len(card.targets) != 1:
+        raise ValueError(f"score_against_copy needs a single-target model, got targets {card.targets}")
+    (target,), copied = card.targets, card.sources[0]
+    missing = [sequence.value for sequence in (*card.sources, target) if sequence not in arrays]
+    if missing:
+        raise ValueError(f"cannot score against copying {copied.value}: missing sequences {missing}")
+    normalization = card.normalization
+    mask = foreground_mask([arrays[sequence] for sequence in card.sources], normalization)
+    real = on_output_scale(arrays[target], mask, normalization)
+    scale = normalization.output_scale
+    return {
+        "cones": compare_in_brain(synthesized, real, mask, scale),
+        f"copy_{copied.value}": compare_in_brain(
+            on_output_scale(arrays[copied], mask, normalization), real, mask, scale
+        ),
     }
 
 
@@ -189,16 +235,12 @@ def run_demo(
     logger.info("synthesized T1ce in %.1f s", seconds)
 
     arrays = {name: sitk.GetArrayFromImage(image) for name, image in images.items()}
-    normalization = model.card.normalization
-    mask = foreground_mask([arrays[s.value] for s in model.card.sources], normalization)
-    real = on_output_scale(arrays["t1ce"], mask, normalization)
-    copied = on_output_scale(arrays["t1"], mask, normalization)
     prediction = sitk.GetArrayFromImage(synthesized)
+    scores = score_against_copy(prediction, {sequence: arrays[sequence.value] for sequence in Sequence}, model.card)
+    normalization = model.card.normalization
     scale = normalization.output_scale
-    scores = {
-        "cones": compare_in_brain(prediction, real, mask, scale),
-        "copy_t1": compare_in_brain(copied, real, mask, scale),
-    }
+    mask = foreground_mask([arrays[sequence.value] for sequence in model.card.sources], normalization)
+    real = on_output_scale(arrays["t1ce"], mask, normalization)
     metrics = {
         "case": case,
         "seed": seed,
@@ -212,7 +254,7 @@ def run_demo(
     metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
 
     columns = {
-        "T1": copied,
+        "T1": on_output_scale(arrays["t1"], mask, normalization),
         "T2": on_output_scale(arrays["t2"], mask, normalization),
         "FLAIR": on_output_scale(arrays["flair"], mask, normalization),
         "T1ce (real)": real,

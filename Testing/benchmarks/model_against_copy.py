@@ -2,7 +2,7 @@
 
 The figures of ``Resources/Models/README.md``: for every case of the given dataset folders, the
 model synthesizes its target from the sources (whole volume, as ``cones synthesize`` does), and
-:func:`cones.demo.compare_in_brain` scores it and the copied first source against the real target
+:func:`cones.demo.score_against_copy` scores it and the copied first source against the real target
 (PSNR, SSIM, MAE on the output scale, inside the sources' foreground). One JSON line per case.
 
 Usage::
@@ -22,8 +22,7 @@ import SimpleITK as sitk
 
 from cones.checkpoint import load_model
 from cones.data import find_cases, read_image
-from cones.data.normalization import foreground_mask
-from cones.demo import compare_in_brain, on_output_scale
+from cones.demo import score_against_copy
 from cones.inference import SynthesisOptions, synthesize_images
 
 
@@ -34,21 +33,14 @@ def main() -> int:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     model = load_model(args.model)
-    normalization, (target,), copied = model.card.normalization, model.card.targets, model.card.sources[0]
+    (target,) = model.card.targets
     for folder in args.data:
         for case in find_cases(folder):
             images = {sequence: read_image(path) for sequence, path in case.sequences.items()}
             sources = {sequence: images[sequence] for sequence in model.card.sources}
             synthesized = synthesize_images(model, sources, options=SynthesisOptions(device=args.device))[target]
             arrays = {sequence: sitk.GetArrayFromImage(image) for sequence, image in images.items()}
-            mask = foreground_mask([arrays[sequence] for sequence in model.card.sources], normalization)
-            real = on_output_scale(arrays[target], mask, normalization)
-            scores = {
-                "model": compare_in_brain(sitk.GetArrayFromImage(synthesized), real, mask, normalization.output_scale),
-                f"copy_{copied.value}": compare_in_brain(
-                    on_output_scale(arrays[copied], mask, normalization), real, mask, normalization.output_scale
-                ),
-            }
+            scores = score_against_copy(sitk.GetArrayFromImage(synthesized), arrays, model.card)
             rounded = {name: {metric: round(value, 3) for metric, value in row.items()} for name, row in scores.items()}
             print(json.dumps({"case": case.case_id, **rounded}), flush=True)
     return 0

@@ -12,6 +12,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from cones.sample_data import BRATS_LABELS, SampleCase, SampleDataConfig, Tissue, generate_case, write_sample_dataset
 from cones.sample_data.case import build_case
@@ -118,6 +119,21 @@ def test_generate_case_only_t1ce_enhances_in_the_tumour_rim(case: SampleCase) ->
     assert 0.75 < wm_ratio < 1.33  # same tissue, differing only by the two acquisitions' bias and noise
     assert case.contrast_mm[rim].min() > 0
     assert not case.contrast_mm[case.label == BRATS_LABELS["necrosis"]].all()
+
+
+def test_generate_case_t1ce_enhancement_is_as_strong_as_in_real_scans(case: SampleCase) -> None:
+    """Calibrated on real BraTS-space T1ce: rim 1.6x the brain median, dura only in patches of the surface.
+
+    Stronger enhancement would set the normalization's upper percentile far above the parenchyma and
+    teach a model trained on sample data to darken real scans (Resources/Models/README.md).
+    """
+    t1ce = case.images[Sequence.T1CE]
+    brain_median = float(np.median(t1ce[case.brain_mask]))
+    rim_median = float(np.median(t1ce[case.label == BRATS_LABELS["enhancing"]]))
+    assert 1.4 < rim_median / brain_median < 2.2
+    surface = case.brain_mask & ~ndimage.binary_erosion(case.brain_mask)
+    assert np.median(t1ce[surface]) < brain_median, "the brain surface does not glow as a whole"
+    assert 0 < (case.contrast_mm[surface] > 0).mean() < 0.5
 
 
 def test_generate_case_t1ce_equals_t1_wherever_there_is_no_gadolinium(template: Template) -> None:

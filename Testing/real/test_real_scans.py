@@ -17,8 +17,7 @@ import SimpleITK as sitk
 from cones.checkpoint import read_model_card
 from cones.cli import main
 from cones.data import find_cases
-from cones.data.normalization import foreground_mask
-from cones.demo import BUNDLED_MODEL, compare_in_brain, on_output_scale
+from cones.demo import BUNDLED_MODEL, score_against_copy
 from cones.sequences import Sequence
 
 REAL_DATA = Path(os.environ.get("CONES_REAL_DATA", Path(__file__).resolve().parents[2].parent / "shared" / "data"))
@@ -90,16 +89,8 @@ def test_held_out_real_case_is_synthesized_inside_the_brain_only(held_out: dict[
     assert np.percentile(synthesized[brain], 50) > 100, "the brain is not left at background"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known: on the held-out real case the bundled model ties copying T1 in PSNR and loses in SSIM "
-    "(Resources/Models/README.md, Quality); this test starts passing, and must lose its mark, once it wins",
-)
 def test_bundled_model_beats_copying_t1_on_the_held_out_real_case(held_out: dict[str, np.ndarray]) -> None:
-    normalization = read_model_card(BUNDLED_MODEL).normalization
-    mask = foreground_mask([held_out[name] for name in ("t1", "t2", "flair")], normalization)
-    real = on_output_scale(held_out["t1ce"], mask, normalization)
-    copied = on_output_scale(held_out["t1"], mask, normalization)
-    scale = normalization.output_scale
-    cones, copy = (compare_in_brain(image, real, mask, scale) for image in (held_out["synthesized"], copied))
+    arrays = {Sequence(name): held_out[name] for name in ("t1", "t1ce", "t2", "flair")}
+    scores = score_against_copy(held_out["synthesized"], arrays, read_model_card(BUNDLED_MODEL))
+    cones, copy = scores["cones"], scores["copy_t1"]
     assert cones["psnr"] > copy["psnr"] + 1.0 and cones["ssim"] > copy["ssim"]
