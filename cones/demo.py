@@ -41,6 +41,7 @@ from cones.sequences import Sequence
 __all__ = [
     "BUNDLED_MODEL",
     "DemoResult",
+    "case_on_output_scale",
     "compare_in_brain",
     "on_output_scale",
     "render_panel",
@@ -96,41 +97,64 @@ def compare_in_brain(
     }
 
 
+def case_on_output_scale(
+    arrays: Mapping[Sequence, np.ndarray], card: ModelCard
+) -> tuple[np.ndarray, dict[Sequence, np.ndarray]]:
+    """The sources' foreground mask and every given volume on the model's output scale.
+
+    Inference builds its mask from the sources and the card's normalization; doing the same here
+    makes real volumes comparable voxel by voxel with what the model synthesized.
+
+    Args:
+        arrays: the case's real volumes in scanner units, at least the card's sources.
+        card: the model's card (sources, normalization).
+
+    Returns:
+        ``(mask, scaled)``: the bool foreground mask and each volume of ``arrays`` mapped by
+        :func:`on_output_scale`.
+
+    Raises:
+        ValueError: a source sequence of the card is missing from ``arrays``.
+    """
+    missing = [sequence.value for sequence in card.sources if sequence not in arrays]
+    if missing:
+        raise ValueError(f"the model needs source sequences {missing}, which the case lacks")
+    mask = foreground_mask([arrays[sequence] for sequence in card.sources], card.normalization)
+    return mask, {sequence: on_output_scale(volume, mask, card.normalization) for sequence, volume in arrays.items()}
+
+
 def score_against_copy(
-    synthesized: np.ndarray, arrays: Mapping[Sequence, np.ndarray], card: ModelCard
+    synthesized: np.ndarray, scaled: Mapping[Sequence, np.ndarray], mask: np.ndarray, card: ModelCard
 ) -> dict[str, dict[str, float]]:
     """Score a synthesized target, and the trivial guess of copying the first source, against the real one.
 
     Copying the first source (T1 for a T1ce model) is what a model has to beat: on real scans T1 and
     T1ce share most of their contrast. Both are compared inside the sources' foreground on the
-    output scale, exactly as inference builds its mask and scale from ``card``.
+    output scale.
 
     Args:
         synthesized: the model's target volume on the output scale, (z, y, x).
-        arrays: the case's real volumes in scanner units, at least the card's sources and its target.
-        card: the model's card (sources, single target, normalization).
+        scaled: the case's real volumes on the output scale (see :func:`case_on_output_scale`), at
+            least the first source and the target.
+        mask: the sources' foreground mask that ``scaled`` was built with.
+        card: the model's card (sources, single target, output scale).
 
     Returns:
         ``{"cones": scores, "copy_<first source>": scores}``, scores as in :func:`compare_in_brain`.
 
     Raises:
-        ValueError: the model has several targets, or a needed sequence is missing from ``arrays``.
+        ValueError: the model has several targets, or a needed sequence is missing from ``scaled``.
     """
     if len(card.targets) != 1:
         raise ValueError(f"score_against_copy needs a single-target model, got targets {card.targets}")
     (target,), copied = card.targets, card.sources[0]
-    missing = [sequence.value for sequence in (*card.sources, target) if sequence not in arrays]
+    missing = [sequence.value for sequence in (copied, target) if sequence not in scaled]
     if missing:
         raise ValueError(f"cannot score against copying {copied.value}: missing sequences {missing}")
-    normalization = card.normalization
-    mask = foreground_mask([arrays[sequence] for sequence in card.sources], normalization)
-    real = on_output_scale(arrays[target], mask, normalization)
-    scale = normalization.output_scale
+    scale = card.normalization.output_scale
     return {
-        "cones": compare_in_brain(synthesized, real, mask, scale),
-        f"copy_{copied.value}": compare_in_brain(
-            on_output_scale(arrays[copied], mask, normalization), real, mask, scale
-        ),
+        "cones": compare_in_brain(synthesized, scaled[target], mask, scale),
+        f"copy_{copied.value}": compare_in_brain(scaled[copied], scaled[target], mask, scale),
     }
 
 
@@ -236,11 +260,10 @@ def run_demo(
 
     arrays = {name: sitk.GetArrayFromImage(image) for name, image in images.items()}
     prediction = sitk.GetArrayFromImage(synthesized)
-    scores = score_against_copy(prediction, {sequence: arrays[sequence.value] for sequence in Sequence}, model.card)
-    normalization = model.card.normalization
-    scale = normalization.output_scale
-    mask = foreground_mask([arrays[sequence.value] for sequence in model.card.sources], normalization)
-    real = on_output_scale(arrays["t1ce"], mask, normalization)
+    mask, scaled = case_on_output_scale({sequence: arrays[sequence.value] for sequence in Sequence}, model.card)
+    scores = score_against_copy(prediction, scaled, mask, model.card)
+    scale = model.card.normalization.output_scale
+    real = scaled[Sequence.T1CE]
     metrics = {
         "case": case,
         "seed": seed,
@@ -254,9 +277,9 @@ def run_demo(
     metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
 
     columns = {
-        "T1": on_output_scale(arrays["t1"], mask, normalization),
-        "T2": on_output_scale(arrays["t2"], mask, normalization),
-        "FLAIR": on_output_scale(arrays["flair"], mask, normalization),
+        "T1": scaled[Sequence.T1],
+        "T2": scaled[Sequence.T2],
+        "FLAIR": scaled[Sequence.FLAIR],
         "T1ce (real)": real,
         "T1ce (CoNeS)": prediction,
         "|CoNeS - real|": np.abs(prediction - real),

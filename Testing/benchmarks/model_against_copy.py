@@ -22,7 +22,7 @@ import SimpleITK as sitk
 
 from cones.checkpoint import load_model
 from cones.data import find_cases, read_image
-from cones.demo import score_against_copy
+from cones.demo import case_on_output_scale, score_against_copy
 from cones.inference import SynthesisOptions, synthesize_images
 
 
@@ -40,7 +40,8 @@ def main() -> int:
             sources = {sequence: images[sequence] for sequence in model.card.sources}
             synthesized = synthesize_images(model, sources, options=SynthesisOptions(device=args.device))[target]
             arrays = {sequence: sitk.GetArrayFromImage(image) for sequence, image in images.items()}
-            scores = score_against_copy(sitk.GetArrayFromImage(synthesized), arrays, model.card)
+            mask, scaled = case_on_output_scale(arrays, model.card)
+            scores = score_against_copy(sitk.GetArrayFromImage(synthesized), scaled, mask, model.card)
             rounded = {name: {metric: round(value, 3) for metric, value in row.items()} for name, row in scores.items()}
             print(json.dumps({"case": case.case_id, **rounded}), flush=True)
     return 0

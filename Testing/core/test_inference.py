@@ -44,19 +44,24 @@ def arrays(seed: int = 0) -> dict[str, np.ndarray]:
     return {name: sitk.GetArrayFromImage(images[name]) for name in ("t1", "t2", "flair")}
 
 
+def synthesize_t1ce(model_path: Path, sources: dict[str, np.ndarray], options: SynthesisOptions, **callbacks):
+    """The tiny model's T1ce from ``sources``, with ``progress`` / ``should_cancel`` passed through."""
+    generator = load_model(model_path).generator
+    volumes = synthesize_volume(
+        generator, sources, SOURCES, (Sequence.T1CE,), NormalizationConfig(), options, **callbacks
+    )
+    return volumes[Sequence.T1CE]
+
+
 def test_synthesize_volume_skips_background_slices_and_reports_progress(model_path: Path) -> None:
-    model = load_model(model_path)
     calls: list[tuple[int, int]] = []
     sources = arrays()
-    output = synthesize_volume(
-        model.generator,
+    output = synthesize_t1ce(
+        model_path,
         sources,
-        SOURCES,
-        (Sequence.T1CE,),
-        NormalizationConfig(),
         SynthesisOptions(device="cpu", batch_size=3),
         progress=lambda done, total: calls.append((done, total)),
-    )[Sequence.T1CE]
+    )
     assert output.shape == sources["t1"].shape and output.dtype == np.float32
     foreground = sources["t1"] > 0
     assert np.all(output[~foreground] == 0), "background must stay exactly 0"
@@ -69,34 +74,20 @@ def test_synthesize_volume_skips_background_slices_and_reports_progress(model_pa
 
 def test_synthesize_volume_runs_one_slice_at_a_time_on_the_cpu_by_default(model_path: Path) -> None:
     """Batching slices measured slower and heavier on the CPU (see SynthesisOptions), so the default is 1."""
-    model = load_model(model_path)
     calls: list[int] = []
     sources = arrays()
-    options = SynthesisOptions(device="cpu")
-    synthesize_volume(
-        model.generator,
-        sources,
-        SOURCES,
-        (Sequence.T1CE,),
-        NormalizationConfig(),
-        options,
-        lambda done, _: calls.append(done),
-    )
+    synthesize_t1ce(model_path, sources, SynthesisOptions(device="cpu"), progress=lambda done, _: calls.append(done))
     assert calls == list(range(1, int((sources["t1"] > 0).any(axis=(1, 2)).sum()) + 1))
 
 
 def test_synthesize_volume_slices_along_the_requested_axis(model_path: Path) -> None:
-    model = load_model(model_path)
     sources = {name: np.transpose(volume, (1, 0, 2)) for name, volume in arrays().items()}  # axial planes on axis 1
     foreground_planes = int((sources["t1"] > 0).any(axis=(0, 2)).sum())
     assert foreground_planes != int((sources["t1"] > 0).any(axis=(1, 2)).sum()), "the axes must be told apart"
     totals: list[int] = []
-    synthesize_volume(
-        model.generator,
+    synthesize_t1ce(
+        model_path,
         sources,
-        SOURCES,
-        (Sequence.T1CE,),
-        NormalizationConfig(),
         SynthesisOptions(device="cpu", slice_axis=1),
         progress=lambda done, total: totals.append(total),
     )
@@ -104,17 +95,8 @@ def test_synthesize_volume_slices_along_the_requested_axis(model_path: Path) -> 
 
 
 def test_synthesize_volume_can_be_cancelled(model_path: Path) -> None:
-    model = load_model(model_path)
     with pytest.raises(SynthesisCancelled):
-        synthesize_volume(
-            model.generator,
-            arrays(),
-            SOURCES,
-            (Sequence.T1CE,),
-            NormalizationConfig(),
-            SynthesisOptions(device="cpu", batch_size=1),
-            should_cancel=lambda: True,
-        )
+        synthesize_t1ce(model_path, arrays(), SynthesisOptions(device="cpu", batch_size=1), should_cancel=lambda: True)
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ import SimpleITK as sitk
 from cones.checkpoint import read_model_card
 from cones.cli import main
 from cones.data import find_cases
-from cones.demo import BUNDLED_MODEL, score_against_copy
+from cones.demo import BUNDLED_MODEL, case_on_output_scale, score_against_copy
 from cones.sequences import Sequence
 
 REAL_DATA = Path(os.environ.get("CONES_REAL_DATA", Path(__file__).resolve().parents[2].parent / "shared" / "data"))
@@ -90,7 +90,10 @@ def test_held_out_real_case_is_synthesized_inside_the_brain_only(held_out: dict[
 
 
 def test_bundled_model_beats_copying_t1_on_the_held_out_real_case(held_out: dict[str, np.ndarray]) -> None:
-    arrays = {Sequence(name): held_out[name] for name in ("t1", "t1ce", "t2", "flair")}
-    scores = score_against_copy(held_out["synthesized"], arrays, read_model_card(BUNDLED_MODEL))
+    card = read_model_card(BUNDLED_MODEL)
+    mask, scaled = case_on_output_scale(
+        {Sequence(name): held_out[name] for name in ("t1", "t1ce", "t2", "flair")}, card
+    )
+    scores = score_against_copy(held_out["synthesized"], scaled, mask, card)
     cones, copy = scores["cones"], scores["copy_t1"]
     assert cones["psnr"] > copy["psnr"] + 1.0 and cones["ssim"] > copy["ssim"]
