@@ -60,6 +60,8 @@ def _train(args: argparse.Namespace) -> None:
         seed=args.seed,
         slice_axis=args.slice_axis,
         augment=not args.no_augment,
+        bright_crop_fraction=args.bright_crop_fraction,
+        bright_crop_threshold=args.bright_crop_threshold,
     )
     last = train(
         config,
@@ -192,6 +194,18 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--slice-axis", type=int, default=0)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--no-augment", action="store_true")
+    train.add_argument(
+        "--bright-crop-fraction",
+        type=float,
+        default=0.0,
+        help="share of each batch's crops placed around bright target pixels (enhancement); 0: uniform, as the paper",
+    )
+    train.add_argument(
+        "--bright-crop-threshold",
+        type=float,
+        default=0.5,
+        help="normalized target value in (-1, 1) above which a pixel counts as bright",
+    )
     train.add_argument("--resample", action="store_true", help="resample sequences onto the first source")
     train.add_argument("--resume", action="store_true", help="continue the run in --output")
     train.add_argument(

@@ -51,12 +51,6 @@ def test_bundled_model_beats_copying_t1_inside_the_brain(demo) -> None:
     assert cones["mae"] < copied["mae"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known: the bundled model draws a necrotic tumour's rim (1.26x healthy tissue on the demo case) but "
-    "misses the enhancement of this seed's solid tumour (0.90x) since training on real scans "
-    "(Resources/Models/README.md, Quality); this test must lose its mark once it passes",
-)
 def test_synthesized_t1ce_shows_the_enhancing_rim(demo) -> None:
     """Only T1ce shows the rim bright; the model must put it there from T1, T2 and FLAIR alone."""
     case = demo.case_dir.name

@@ -1,4 +1,4 @@
-"""Training samples: crops at exactly their offsets, foreground bias, padding, seeded determinism."""
+"""Training samples: crops at their offsets, foreground bias, bright-target focus, padding, seeded determinism."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from cones.data import (
     AugmentationConfig,
     SliceCache,
     SliceDataset,
+    bright_target_focus,
     build_slice_cache,
     crop_slice,
     find_cases,
@@ -23,6 +24,7 @@ from cones.data import (
 )
 
 CROP = (12, 10)
+BRIGHT = 0.5  # the synthetic lesion, bright in T1ce only, is the only target above it
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +110,53 @@ def test_sample_batch_is_reproducible_and_draws_from_the_given_rows(cache: Slice
     again = sample_batch(cache, rows, 3, CROP, np.random.default_rng(11))
     for key, value in batch.items():
         np.testing.assert_array_equal(again[key], value)
+
+
+def holds_bright_target(target: np.ndarray, mask: np.ndarray) -> bool:
+    return bool(((target.max(axis=0) > BRIGHT) & mask).any())
+
+
+def test_bright_target_focus_puts_its_share_of_crops_on_bright_target_pixels(cache: SliceCache) -> None:
+    rows = np.arange(len(cache))
+    focus = bright_target_focus(cache, rows, fraction=0.5, threshold=BRIGHT, min_pixels=1)
+    expected = [
+        row for row in rows if holds_bright_target(np.asarray(cache.targets[row]), np.asarray(cache.masks[row]))
+    ]
+    assert focus.rows.tolist() == expected and 0 < len(expected) < len(rows)
+
+    focused, uniform = [], []
+    for seed in range(20):
+        batch = sample_batch(cache, rows, 4, CROP, np.random.default_rng(seed), focus=focus)
+        hits = [holds_bright_target(target, mask) for target, mask in zip(batch["target"], batch["mask"], strict=True)]
+        focused += hits[:2]
+        uniform += hits[2:]
+    assert all(focused), "half the batch (2 of 4 crops) holds a bright target pixel"
+    assert not all(uniform), "the other half is drawn uniformly, as without focus"
+
+
+def test_bright_target_focus_of_zero_draws_the_batches_of_uniform_sampling(cache: SliceCache) -> None:
+    """Fraction 0 is the paper's sampling: the same batches for a seed, so runs and resumes are unchanged."""
+    rows = np.arange(len(cache))
+    focus = bright_target_focus(cache, rows, fraction=0.0, threshold=BRIGHT)
+    with_focus = sample_batch(cache, rows, 4, CROP, np.random.default_rng(7), focus=focus)
+    without = sample_batch(cache, rows, 4, CROP, np.random.default_rng(7))
+    for key, value in without.items():
+        np.testing.assert_array_equal(with_focus[key], value)
+
+
+@pytest.mark.parametrize(
+    ("fraction", "threshold", "min_pixels", "match"),
+    [
+        (1.5, BRIGHT, 1, r"fraction must lie in \[0, 1\], got 1.5"),
+        (0.5, 1.0, 1, r"threshold must lie in \(-1, 1\)"),
+        (0.5, BRIGHT, 20 * 24 + 1, "no slice has 481 foreground target pixels above 0.5"),
+    ],
+)
+def test_bad_bright_target_focus_is_refused(
+    cache: SliceCache, fraction: float, threshold: float, min_pixels: int, match: str
+) -> None:
+    with pytest.raises(ValueError, match=match):
+        bright_target_focus(cache, np.arange(len(cache)), fraction, threshold, min_pixels)
 
 
 @pytest.mark.parametrize(

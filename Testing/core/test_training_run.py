@@ -14,6 +14,8 @@ import torch
 from synthetic_cases import train_arguments, write_dataset
 
 from cones.checkpoint import load_checkpoint, load_model, load_training_state, strip_training_state
+from cones.data import BrightTargetFocus
+from cones.training import run
 from cones.training.config import TrainConfig
 from cones.training.run import train
 
@@ -111,6 +113,25 @@ def test_fine_tuning_refuses_a_model_of_another_kind(dataset: Path, tmp_path: Pa
     assert not (tmp_path / "ft" / "last.pt").exists()
     with pytest.raises(ValueError, match="resumed run"):
         train(TrainConfig(iterations=2, **SMALL), dataset, tmp_path / "base", "cpu", resume=True, initial_model=trained)
+
+
+def test_bright_crop_fraction_focuses_every_batch_of_the_run(
+    dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    focuses: list[BrightTargetFocus | None] = []
+    sample_batch = run.sample_batch
+
+    def recording_sample_batch(*args, **kwargs):
+        focuses.append(args[6])
+        return sample_batch(*args, **kwargs)
+
+    monkeypatch.setattr(run, "sample_batch", recording_sample_batch)
+    config = TrainConfig(iterations=2, bright_crop_fraction=0.5, bright_crop_threshold=0.4, **SMALL)
+    train(config, dataset, tmp_path / "run", "cpu", show_progress=False)
+    assert len(focuses) == 2 and all(focus is not None and focus.fraction == 0.5 for focus in focuses)
+    assert all(focus.threshold == 0.4 and len(focus.rows) > 0 for focus in focuses)
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["bright_crop_fraction"] == 0.5 and saved["bright_crop_threshold"] == 0.4
 
 
 def test_training_refuses_datasets_without_the_sequences(dataset: Path, tmp_path: Path) -> None:

@@ -83,6 +83,8 @@ def test_learning_rate_schedule_is_constant_then_linear_to_zero() -> None:
         ({"betas": (0.5, 1.5)}, "betas"),
         ({"decay_start": 2.0}, "decay_start"),
         ({"slice_axis": 3}, "slice_axis"),
+        ({"bright_crop_fraction": 1.5}, "bright_crop_fraction"),
+        ({"bright_crop_threshold": 1.0}, "bright_crop_threshold"),
     ],
 )
 def test_train_config_validation(changes: dict, match: str) -> None:

@@ -24,7 +24,7 @@ from cones.data.geometry import (
 )
 from cones.data.io import array_to_image, image_to_array, read_image, write_image
 from cones.data.normalization import denormalize_volume, foreground_mask, normalize_volume
-from cones.data.slices import SliceDataset, crop_slice, sample_batch
+from cones.data.slices import BrightTargetFocus, SliceDataset, bright_target_focus, crop_slice, sample_batch
 
 __all__ = [
     "CACHE_DTYPES",
@@ -33,12 +33,14 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "LABEL_NAMES",
     "AugmentationConfig",
+    "BrightTargetFocus",
     "CacheSpec",
     "CaseFiles",
     "SliceCache",
     "SliceDataset",
     "array_to_image",
     "augment_sample",
+    "bright_target_focus",
     "build_slice_cache",
     "check_same_grid",
     "crop_slice",

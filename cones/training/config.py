@@ -65,6 +65,11 @@ class TrainConfig(JsonConfig):
         seed: seeds initialisation, sampling, crops, augmentation and discriminator noise.
         augment: whether to apply the spatial and intensity augmentation.
         augmentation: what the augmentation does when enabled.
+        bright_crop_fraction: share of each batch's crops placed around a target pixel brighter
+            than ``bright_crop_threshold`` (see :class:`~cones.data.slices.BrightTargetFocus`).
+            Not in the paper, whose crops are uniform (0, the default); it helps a short run learn
+            what is rare but what T1ce is for: the enhancing rim, vessels and dura.
+        bright_crop_threshold: normalized target value in (-1, 1) above which a pixel counts as bright.
     """
 
     sources: tuple[str, ...] = ("t1", "t2", "flair")
@@ -90,6 +95,8 @@ class TrainConfig(JsonConfig):
     seed: int = 0
     augment: bool = True
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
+    bright_crop_fraction: float = 0.0
+    bright_crop_threshold: float = 0.5
 
     def __post_init__(self) -> None:
         overlap = set(parse_sequences(self.sources)) & set(parse_sequences(self.targets))
@@ -118,6 +125,10 @@ class TrainConfig(JsonConfig):
             self._bad("slice_axis", self.slice_axis, "0, 1 or 2")
         if self.validation_cases < 0:
             self._bad("validation_cases", self.validation_cases)
+        if not 0.0 <= self.bright_crop_fraction <= 1.0:
+            self._bad("bright_crop_fraction", self.bright_crop_fraction, "a fraction in [0, 1]")
+        if not -1.0 < self.bright_crop_threshold < 1.0:
+            self._bad("bright_crop_threshold", self.bright_crop_threshold, "a normalized value in (-1, 1)")
 
     def _bad(self, name: str, value: object, expected: str = "a positive value") -> None:
         raise ValueError(f"TrainConfig.{name} must be {expected}, got {value!r}")

@@ -28,7 +28,7 @@ from cones.checkpoint import (
     make_provenance,
     save_model,
 )
-from cones.data import build_slice_cache, find_cases, require_sequences, sample_batch
+from cones.data import bright_target_focus, build_slice_cache, find_cases, require_sequences, sample_batch
 from cones.device import resolve_device
 from cones.metrics import psnr, ssim
 from cones.model import PatchDiscriminator, build_discriminator, build_generator
@@ -256,6 +256,11 @@ def _train(
     if context.is_main:
         (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
     augmentation = config.augmentation if config.augment else None
+    focus = (
+        bright_target_focus(cache, training_rows, config.bright_crop_fraction, config.bright_crop_threshold)
+        if config.bright_crop_fraction > 0
+        else None
+    )
 
     def save(path: Path, iteration: int) -> None:
         card = ModelCard(
@@ -287,7 +292,7 @@ def _train(
     started = time.perf_counter()
     for iteration in range(start, config.iterations):
         rng = np.random.default_rng([config.seed, iteration, context.rank])
-        batch = sample_batch(cache, training_rows, config.batch_size, config.crop_size, rng, augmentation)
+        batch = sample_batch(cache, training_rows, config.batch_size, config.crop_size, rng, augmentation, focus)
         tensors = {key: torch.from_numpy(value).to(device) for key, value in batch.items()}
         noise = torch.Generator(device=device).manual_seed(int(rng.integers(2**62)))
         losses = step(tensors["sources"], tensors["target"], tensors["offset"], iteration, noise)
