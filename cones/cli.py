@@ -1,9 +1,10 @@
 """The ``cones`` command line: train, synthesize, info, export, bench, evaluate, sample-data, and the
 segmentation commands train-seg and evaluate-segmentation (:mod:`cones.segmentation.cli`).
 
-Errors in the user's input (missing sequence, mismatched grids, an existing output, a refused
-model file) end the command with exit code 2 and one ``error:`` line naming the problem; nothing
-is written in that case.
+Errors in the user's input (missing sequence, mismatched grids, an existing output, an output that
+is one of the inputs, a refused model file) end the command with exit code 2 and one ``error:``
+line naming the problem; nothing is written in that case. A failure of the system while working
+(a full disk) ends it with exit code 1 and one ``error:`` line; an interrupt with 130.
 """
 
 from __future__ import annotations
@@ -12,12 +13,17 @@ import argparse
 import logging
 import shlex
 import sys
+from collections.abc import Mapping
 from collections.abc import Sequence as SequenceOf
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cones.segmentation import cli as segmentation_cli
 
-__all__ = ["main"]
+if TYPE_CHECKING:
+    from cones.sequences import Sequence
+
+__all__ = ["build_parser", "check_synthesis_outputs", "main"]
 
 logger = logging.getLogger("cones")
 
@@ -25,11 +31,15 @@ _ARCHITECTURES = ("cones", "pix2pix", "asapnet")
 """``cones.model.Architecture`` values, spelled out so that ``--help`` needs no torch import."""
 
 
-def _pair(text: str) -> tuple[str, str]:
-    name, separator, path = text.partition("=")
-    if not separator or not name or not path:
-        raise argparse.ArgumentTypeError(f"expected SEQUENCE=PATH, got {text!r}")
-    return name, path
+def _input_pair(text: str) -> str:
+    """One ``SEQUENCE=PATH``: its form is checked while parsing, its name and uniqueness by the handler."""
+    from cones.sequences import split_sequence_input
+
+    try:
+        split_sequence_input(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
 
 
 def _size(text: str) -> tuple[int, ...]:
@@ -73,21 +83,55 @@ def _train(args: argparse.Namespace) -> None:
         command=shlex.join(["cones", *sys.argv[1:]]),
         data_description=args.data_description,
         initial_model=args.init_from,
+        allow_new_data=args.allow_new_data,
     )
     print(f"model written to {last}")
 
 
+def check_synthesis_outputs(
+    args: argparse.Namespace,
+    inputs: Mapping[Sequence, Path],
+    output_suffixes: tuple[str, ...],
+    segmentation_suffixes: tuple[str, ...],
+) -> Path:
+    """Refuse ``--output`` and ``--segmentation-output`` before any work if writing them could lose anything.
+
+    Shared by ``cones synthesize`` and the Slicer batch script, whose options mirror it (``model``,
+    ``segment``, ``output``, ``segmentation_output``, ``overwrite``): neither output may be an
+    input, the model, the segmentation model or the other output (see :func:`cones.outputs.check_output_file`).
+
+    Returns:
+        ``--output`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        ValueError, OutputExistsError: see :func:`~cones.outputs.check_output_file`.
+    """
+    from cones.outputs import check_output_file
+
+    reads = {
+        "the model file": args.model,
+        "the segmentation model": args.segment,
+        **{f"the {sequence.display_name} input": path for sequence, path in inputs.items()},
+    }
+    output = check_output_file(args.output, overwrite=args.overwrite, suffixes=output_suffixes, reads=reads)
+    if args.segmentation_output is not None:
+        reads["the --output file"] = output
+        check_output_file(
+            args.segmentation_output, overwrite=args.overwrite, suffixes=segmentation_suffixes, reads=reads
+        )
+    return output
+
+
 def _synthesize(args: argparse.Namespace) -> None:
     from cones.checkpoint import load_model
-    from cones.data import read_image, write_image
+    from cones.data import IMAGE_SUFFIXES, read_image, write_image
     from cones.inference import SynthesisOptions, synthesize_images
-    from cones.sequences import parse_sequence
+    from cones.sequences import parse_sequence_inputs
 
-    output = Path(args.output)
-    if output.exists() and not args.overwrite:
-        raise FileExistsError(f"{output} already exists; pass --overwrite to replace it")
+    inputs = parse_sequence_inputs(args.input)
+    output = check_synthesis_outputs(args, inputs, IMAGE_SUFFIXES, IMAGE_SUFFIXES)
     model = load_model(args.model)
-    images = {parse_sequence(name): read_image(path) for name, path in args.input}
+    images = {sequence: read_image(path) for sequence, path in inputs.items()}
     segmentation = segmentation_cli.prepare_segmentation(args, model.card, images)  # refusals before synthesis
     options = SynthesisOptions(device=args.device, batch_size=args.batch_size)
 
@@ -110,7 +154,9 @@ def _info(args: argparse.Namespace) -> None:
 
 def _export(args: argparse.Namespace) -> None:
     from cones.checkpoint import strip_training_state
+    from cones.outputs import check_output_file
 
+    check_output_file(args.output, overwrite=args.overwrite, reads={"the model being exported": args.model})
     exported = strip_training_state(args.model, args.output, overwrite=args.overwrite)
     print(f"inference-only model written to {exported} ({exported.stat().st_size / 2**20:.1f} MiB)")
 
@@ -209,6 +255,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resample", action="store_true", help="resample sequences onto the first source")
     train.add_argument("--resume", action="store_true", help="continue the run in --output")
     train.add_argument(
+        "--allow-new-data",
+        action="store_true",
+        help="let --resume continue on data other than the run's (the model keeps the earlier data fingerprints)",
+    )
+    train.add_argument(
         "--init-from",
         metavar="MODEL",
         help="start the generator from this trained model (fine-tuning; discriminator and optimizers start afresh)",
@@ -220,7 +271,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     synthesize = commands.add_parser("synthesize", help="synthesize the missing sequence of one case")
     synthesize.add_argument("--model", required=True)
-    synthesize.add_argument("--input", nargs="+", type=_pair, required=True, metavar="SEQUENCE=PATH")
+    synthesize.add_argument(
+        "--input",
+        nargs="+",
+        action="extend",
+        type=_input_pair,
+        required=True,
+        metavar="SEQUENCE=PATH",
+        help="one per source sequence, e.g. t1=T1.nii.gz (each sequence once)",
+    )
     synthesize.add_argument("--output", required=True)
     synthesize.add_argument("--overwrite", action="store_true")
     synthesize.add_argument("--resample", action="store_true", help="resample sources onto the first source")
@@ -290,6 +349,9 @@ def main(argv: SequenceOf[str] | None = None) -> int:
     except (ValueError, FileExistsError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130

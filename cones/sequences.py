@@ -7,9 +7,11 @@ that knows the spellings.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
+from pathlib import Path
 
-__all__ = ["Sequence", "parse_sequence", "parse_sequences"]
+__all__ = ["Sequence", "parse_sequence", "parse_sequence_inputs", "parse_sequences", "split_sequence_input"]
 
 
 class Sequence(StrEnum):
@@ -72,3 +74,41 @@ def parse_sequences(names: list[str] | tuple[str, ...]) -> tuple[Sequence, ...]:
     if duplicates:
         raise ValueError(f"sequence listed more than once: {', '.join(duplicates)} (from {list(names)!r})")
     return parsed
+
+
+def parse_sequence_inputs(pairs: Iterable[str]) -> dict[Sequence, Path]:
+    """Parse ``SEQUENCE=PATH`` arguments (``cones synthesize --input``, the batch script's ``--input``).
+
+    A sequence given twice (``t1=a t1=b``, or ``flair=a t2f=b``) is refused rather than resolved by
+    order: the two files may belong to different patients, and picking one would go unnoticed.
+
+    Returns:
+        The paths keyed by canonical sequence, in the order given.
+
+    Raises:
+        ValueError: a pair is not ``SEQUENCE=PATH``, a name is no known sequence, or a sequence is
+            given twice (naming both arguments).
+    """
+    given: dict[Sequence, str] = {}
+    paths: dict[Sequence, Path] = {}
+    for pair in pairs:
+        name, path = split_sequence_input(pair)
+        sequence = parse_sequence(name)
+        if sequence in given:
+            raise ValueError(
+                f"{sequence.display_name} is given twice ({given[sequence]!r} and {pair!r}); give each sequence once"
+            )
+        given[sequence], paths[sequence] = pair, path
+    return paths
+
+
+def split_sequence_input(pair: str) -> tuple[str, Path]:
+    """``"t1=a.nii.gz"`` as ``("t1", Path("a.nii.gz"))``; the name is not checked here.
+
+    Raises:
+        ValueError: ``pair`` is not ``SEQUENCE=PATH`` with both parts non-empty.
+    """
+    name, separator, path = pair.partition("=")
+    if not separator or not name or not path:
+        raise ValueError(f"expected SEQUENCE=PATH, got {pair!r}")
+    return name, Path(path)

@@ -242,10 +242,20 @@ class ProcessJob:
         self._output: deque[str] = deque(maxlen=_KEPT_LINES)
 
     def run(self, startProcess: ProcessStarter = startPlainProcess) -> JobStatus:
-        """Run to the end in the calling thread, reading output lines as they come; returns the status."""
+        """Run to the end in the calling thread, reading output lines as they come; returns the status.
+
+        An interrupt (Ctrl-C in a batch script) or any other exception while waiting cancels the
+        job: the process tree is killed and the work folder deleted before the exception goes on,
+        so nothing keeps computing or stays behind.
+        """
         self._begin(lambda: startProcess(self.args, self.environment))
-        for line in self.process.stdout:
-            self._handleLine(line.rstrip("\r\n"))
+        try:
+            for line in self.process.stdout:
+                self._handleLine(line.rstrip("\r\n"))
+        except BaseException:
+            self.cancel()
+            self._handleExit(self.process.wait())
+            raise
         self._handleExit(self.process.wait())
         return self.status
 

@@ -217,7 +217,7 @@ class SynthesisJob:
         try:
             inputs = _writeSources(request.sources, workDirectory)
             command = _command(python, request, inputs, self.outputPath, self.segmentationPath)
-        except Exception:
+        except BaseException:  # an interrupt too: the folder holds copies of the patient's scans
             shutil.rmtree(workDirectory)
             raise
         self.process = ProcessJob(

@@ -156,8 +156,10 @@ def checkOutputVolume(
     Raises:
         ValueError: naming the volume and the sequence it is the source of.
     """
+    if outputNode is None:
+        return
     for sequence, node in sources.items():
-        if outputNode is node:
+        if outputNode is node or outputNode.GetID() == node.GetID():
             raise ValueError(
                 f"the output volume {volumeLabel(node)} is the {sequence.display_name} source; "
                 "choose another output volume or create a new one"
@@ -212,6 +214,28 @@ def checkSameGrid(sources: Mapping[Sequence, vtkMRMLScalarVolumeNode]) -> None:
             )
 
 
+def _detachStorage(scene: vtkMRMLScene, node: vtkMRMLScalarVolumeNode) -> None:
+    """Unlink a replaced volume from the file it was loaded from.
+
+    Otherwise saving the scene would write the synthesized voxels into that file, replacing an
+    acquired scan on disk; without a storage node, Slicer's Save proposes a new file named after
+    the node instead.
+    """
+    storage = node.GetStorageNode()
+    if storage is None:
+        return
+    node.SetAndObserveStorageNodeID(None)
+    if not any(other.GetStorageNode() is storage for other in _volumeNodes(scene)):
+        scene.RemoveNode(storage)
+
+
+def _volumeNodes(scene: vtkMRMLScene) -> list[vtkMRMLScalarVolumeNode]:
+    return [
+        scene.GetNthNodeByClass(index, "vtkMRMLScalarVolumeNode")
+        for index in range(scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode"))
+    ]
+
+
 def writeSynthesizedVolume(
     scene: vtkMRMLScene,
     image: sitk.Image,
@@ -227,11 +251,14 @@ def writeSynthesizedVolume(
         referenceNode: the first source; the output takes its parent transform and case name.
         target: the synthesized sequence, for the new node's name.
         outputNode: the node the user chose to replace; ``None`` adds a new node named
-            ``"<case> <target> (synthesized)"``, so no existing node is touched unless chosen.
+            ``"<case> <target> (synthesized)"``, so no existing node is touched unless chosen. A
+            replaced node is unlinked from its file (see :func:`_detachStorage`).
     """
     if outputNode is None:
         name = scene.GenerateUniqueName(synthesizedVolumeName(referenceNode, target))
         outputNode = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
+    else:
+        _detachStorage(scene, outputNode)
     updateVolumeFromImage(outputNode, image)
     outputNode.SetAndObserveTransformNodeID(referenceNode.GetTransformNodeID())
     if outputNode.GetDisplayNode() is None:

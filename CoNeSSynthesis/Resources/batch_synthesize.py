@@ -12,16 +12,15 @@ are), the CoNeSSynthesis library checks and synthesizes them, and the result is 
 storage node, on the grid of the first source. With ``--segment``, the tumour is segmented after
 synthesis, as the module's "Segment after synthesis" does, and the segmentation node (named,
 coloured NCR, ED and ET segments) is saved as a ``.seg.nrrd`` that Slicer opens as it was. Exit
-codes: 0 done; 2 refused input (one ``error: ...`` line, nothing written); 1 the synthesis failed.
+codes: 0 done; 2 refused input (one ``error: ...`` line, nothing written); 1 the synthesis failed;
+130 interrupted (Ctrl-C: the synthesis process is stopped, nothing is written or left behind).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 MODULE_DIRECTORY = Path(__file__).resolve().parent.parent
@@ -33,10 +32,13 @@ import slicer  # noqa: E402
 from CoNeSSynthesisLib.jobs import Device, Progress, pythonInterpreter  # noqa: E402
 from CoNeSSynthesisLib.synthesis import SynthesisJob, prepareSynthesis  # noqa: E402
 
+from cones.cli import check_synthesis_outputs  # noqa: E402
+from cones.data.io import read_image  # noqa: E402
+from cones.outputs import write_atomically  # noqa: E402
 from cones.segmentation.cli import SEGMENTATION_STAGE  # noqa: E402
-from cones.sequences import parse_sequences  # noqa: E402
+from cones.sequences import parse_sequence_inputs  # noqa: E402
 
-REFUSED, FAILED = 2, 1
+REFUSED, FAILED, INTERRUPTED = 2, 1, 130
 
 OUTPUT_SUFFIXES = (".nrrd", ".nii.gz", ".nii", ".mha")
 """Single-file volume formats: an output written to a temporary name and renamed keeps its voxels."""
@@ -48,7 +50,9 @@ def parseArguments(argv: list[str] | None) -> argparse.Namespace:
     """The options; mirror ``cones synthesize`` so a command line moves between the two unchanged."""
     parser = argparse.ArgumentParser(prog="batch_synthesize.py", description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="a CoNeS model file")
-    parser.add_argument("--input", nargs="+", required=True, metavar="SEQUENCE=PATH", help="one per source")
+    parser.add_argument(
+        "--input", nargs="+", action="extend", required=True, metavar="SEQUENCE=PATH", help="one per source, each once"
+    )
     parser.add_argument("--output", required=True, help="the file to write (.nrrd, .nii.gz, .nii, .mha ...)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     parser.add_argument("--resample", action="store_true", help="resample sources onto the first source's grid")
@@ -60,31 +64,20 @@ def parseArguments(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def parseInputs(pairs: list[str]) -> dict[str, Path]:
-    """``["t1=a.nrrd", ...]`` as ``{"t1": Path("a.nrrd"), ...}``.
-
-    Raises:
-        ValueError: a pair is malformed, a name is no sequence, or a sequence is given twice.
-    """
-    names, paths = [], []
-    for pair in pairs:
-        name, separator, path = pair.partition("=")
-        if not separator or not name or not path:
-            raise ValueError(f"expected SEQUENCE=PATH, got {pair!r}")
-        names.append(name)
-        paths.append(Path(path))
-    parse_sequences(names)
-    return dict(zip(names, paths, strict=True))
-
-
 def loadVolume(scene: slicer.vtkMRMLScene, path: Path) -> slicer.vtkMRMLScalarVolumeNode:
     """Load a file into a new volume node through a storage node, keeping its voxel grid as stored.
 
+    The file is first read by ``cones``, which refuses what Slicer's readers would load silently
+    wrong: a truncated or corrupt NIfTI file (its missing part read as zeros) and NaN or infinite
+    voxels (read as 0 from NIfTI).
+
     Raises:
-        ValueError: the file does not exist or is not a readable volume.
+        ValueError: the file does not exist, is not a readable volume, is truncated or corrupt, or
+            holds NaN or infinite voxels; the message names the file.
     """
     if not path.is_file():
         raise ValueError(f"input file {str(path)!r} does not exist")
+    read_image(path)
     storage = scene.AddNewNodeByClass("vtkMRMLVolumeArchetypeStorageNode")
     storage.SetFileName(str(path))
     # Slicer flips left-handed grids on reading by default; the output must overlay the file voxel for voxel.
@@ -96,64 +89,34 @@ def loadVolume(scene: slicer.vtkMRMLScene, path: Path) -> slicer.vtkMRMLScalarVo
     return node
 
 
-def checkOutput(path: Path, overwrite: bool, suffixes: tuple[str, ...] = OUTPUT_SUFFIXES) -> None:
-    """Refuse an output before any work is done if it may not or cannot be written.
-
-    Raises:
-        ValueError: the file exists and ``overwrite`` is off, or its name ends with none of ``suffixes``.
-    """
-    if path.exists() and not overwrite:
-        raise ValueError(f"{str(path)!r} already exists; pass --overwrite to replace it")
-    if not path.name.lower().endswith(suffixes):
-        raise ValueError(f"cannot write {str(path)!r}: the output must end with one of {', '.join(suffixes)}")
-
-
 def checkSegmentationOptions(arguments: argparse.Namespace) -> None:
-    """Refuse half of the segmentation options, or a segmentation output that may not be written.
+    """Refuse half of the segmentation options.
 
     Raises:
-        ValueError: only one of ``--segment`` and ``--segmentation-output`` is given, or see :func:`checkOutput`.
+        ValueError: only one of ``--segment`` and ``--segmentation-output`` is given.
     """
     if (arguments.segment is None) != (arguments.segmentation_output is None):
         raise ValueError("--segment and --segmentation-output must be given together")
-    if arguments.segmentation_output is not None:
-        checkOutput(Path(arguments.segmentation_output), arguments.overwrite, (SEGMENTATION_SUFFIX,))
 
 
-def writeAtomically(path: Path, suffix: str, write: Callable[[str], bool]) -> None:
-    """Write with ``write(temporaryName)`` into a temporary file beside ``path``, then rename it into place.
-
-    The rename is atomic, so an interrupted run never leaves a truncated output that looks valid.
+def saveNode(
+    scene: slicer.vtkMRMLScene, node: slicer.vtkMRMLNode, path: Path, storageClass: str, overwrite: bool
+) -> None:
+    """Write a node through a new storage node of ``storageClass``, atomically (:func:`cones.outputs.write_atomically`).
 
     Raises:
-        OSError: ``write`` returned False (nothing is left behind).
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(handle)
-    try:
-        if not write(temporary):
-            raise OSError(f"cannot write {str(path)!r}")
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-
-
-def saveNode(scene: slicer.vtkMRMLScene, node: slicer.vtkMRMLNode, path: Path, storageClass: str) -> None:
-    """Write a node through a new storage node of ``storageClass`` (see :func:`writeAtomically`).
-
-    Raises:
+        OutputExistsError: a file appeared at ``path`` while the synthesis ran and ``overwrite`` is off.
         OSError: the storage node could not write the file (nothing is left behind).
     """
     suffix = next(suffix for suffix in (SEGMENTATION_SUFFIX, *OUTPUT_SUFFIXES) if path.name.lower().endswith(suffix))
     storage = scene.AddNewNodeByClass(storageClass)
 
-    def write(temporary: str) -> bool:
-        storage.SetFileName(temporary)
-        return bool(storage.WriteData(node))
+    def write(hidden: Path) -> None:
+        storage.SetFileName(str(hidden))
+        if not storage.WriteData(node):
+            raise OSError(f"cannot write {str(path)!r}")
 
-    writeAtomically(path, suffix, write)
+    write_atomically(path, write, overwrite=overwrite, suffix=suffix)
 
 
 def printProgress(progress: Progress) -> None:
@@ -164,17 +127,20 @@ def printProgress(progress: Progress) -> None:
 
 
 def synthesize(arguments: argparse.Namespace) -> Path:
-    """Load, check, synthesize and save; returns the output path.
+    """Check, load, synthesize and save; returns the output path.
+
+    Everything that can be refused is refused before the synthesis starts; the work folder (the
+    sources as the process reads them) is deleted on every way out, an interrupt included.
 
     Raises:
-        ValueError: refused input (the message says what and how to fix it).
+        ValueError, FileExistsError: refused input (the message says what and how to fix it).
         RuntimeError, OSError: the synthesis or the writing failed.
     """
-    scene = slicer.vtkMRMLScene()
-    output = Path(arguments.output)
-    checkOutput(output, arguments.overwrite)
+    inputs = parse_sequence_inputs(arguments.input)
     checkSegmentationOptions(arguments)
-    volumes = {name: loadVolume(scene, path) for name, path in parseInputs(arguments.input).items()}
+    output = check_synthesis_outputs(arguments, inputs, OUTPUT_SUFFIXES, (SEGMENTATION_SUFFIX,))
+    scene = slicer.vtkMRMLScene()
+    volumes = {sequence: loadVolume(scene, path) for sequence, path in inputs.items()}
     request = prepareSynthesis(
         arguments.model,
         volumes,
@@ -182,15 +148,16 @@ def synthesize(arguments: argparse.Namespace) -> Path:
         allowResampling=arguments.resample,
         segmentationModelPath=arguments.segment,
     )
-    job = SynthesisJob(
-        scene, request, Path(tempfile.mkdtemp(prefix="cones-batch-")), pythonInterpreter(), onProgress=printProgress
-    )
-    job.run()
+    with tempfile.TemporaryDirectory(prefix="cones-batch-") as work:
+        workDirectory = Path(work) / "job"
+        workDirectory.mkdir()
+        job = SynthesisJob(scene, request, workDirectory, pythonInterpreter(), onProgress=printProgress)
+        job.run()
     job.raiseForStatus()
-    saveNode(scene, job.outputNode, output, "vtkMRMLVolumeArchetypeStorageNode")
+    saveNode(scene, job.outputNode, output, "vtkMRMLVolumeArchetypeStorageNode", arguments.overwrite)
     if job.segmentationNode is not None:
         segmentationOutput = Path(arguments.segmentation_output)
-        saveNode(scene, job.segmentationNode, segmentationOutput, "vtkMRMLSegmentationStorageNode")
+        saveNode(scene, job.segmentationNode, segmentationOutput, "vtkMRMLSegmentationStorageNode", arguments.overwrite)
         print(f"tumour segmentation written to {segmentationOutput}")
     return output
 
@@ -200,12 +167,15 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parseArguments(argv)
     try:
         output = synthesize(arguments)
-    except ValueError as error:
+    except (ValueError, FileExistsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return REFUSED
     except (RuntimeError, OSError) as error:
         print(f"error: synthesis failed: {error}", file=sys.stderr)
         return FAILED
+    except KeyboardInterrupt:
+        print("error: interrupted; nothing was written", file=sys.stderr)
+        return INTERRUPTED
     print(f"synthesized volume written to {output}")
     return 0
 

@@ -263,8 +263,11 @@ def test_training_state_round_trip_and_strip(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="no training state"):
         load_training_state(small)
     torch.testing.assert_close(synthesize(load_model(small).generator, 3), synthesize(generator, 3), rtol=0, atol=0)
-    strip_training_state(full, full, overwrite=True)
-    assert "training_state" not in load_checkpoint(full)
+    before = full.read_bytes()
+    for destination in (full, tmp_path / "." / "full.pt"):
+        with pytest.raises(CheckpointError, match="it is the model being exported"):
+            strip_training_state(full, destination, overwrite=True)
+    assert full.read_bytes() == before, "stripping a model onto itself would lose what a resumed run needs"
 
 
 def test_read_model_card_does_not_build_the_model(tmp_path: Path) -> None:

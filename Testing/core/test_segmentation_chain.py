@@ -180,7 +180,7 @@ def test_synthesize_segment_refusals_come_before_synthesis(
     assert list(tmp_path.iterdir()) == [foreign]
     labels.write_bytes(b"earlier result")
     assert synthesize(synthesis_model, inputs(dataset), synthesized, *segment) == 2
-    assert "seg.nii.gz already exists; pass --overwrite" in capsys.readouterr().err
+    assert "seg.nii.gz' already exists; pass --overwrite" in capsys.readouterr().err
     assert not synthesized.exists() and labels.read_bytes() == b"earlier result"
 
 

@@ -42,6 +42,9 @@ class Provenance(JsonConfig):
             installed copy (uncommitted changes are not recorded).
         command: the command line that trained the model.
         data_description: which data it was trained on, with its attribution (licences often require it).
+        earlier_data_fingerprints: fingerprints of the data that earlier parts of the run trained on,
+            oldest first, when a resume continued on other data (``cones train --resume
+            --allow-new-data``); empty for a run that saw one dataset.
     """
 
     iterations: int
@@ -51,6 +54,7 @@ class Provenance(JsonConfig):
     git_commit: str | None = None
     command: str | None = None
     data_description: str | None = None
+    earlier_data_fingerprints: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if type(self.iterations) is not int or self.iterations < 0:
@@ -63,6 +67,22 @@ class Provenance(JsonConfig):
             datetime.fromisoformat(self.created)
         except ValueError:
             raise ValueError(f"Provenance.created must be an ISO 8601 time, got {self.created!r}") from None
+        if not isinstance(self.earlier_data_fingerprints, tuple) or not all(
+            isinstance(fingerprint, str) for fingerprint in self.earlier_data_fingerprints
+        ):
+            history = self.earlier_data_fingerprints
+            raise ValueError(f"Provenance.earlier_data_fingerprints must be a tuple of strings, got {history!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """As :meth:`JsonConfig.to_dict`, leaving out an empty fingerprint history.
+
+        Most runs see one dataset; leaving the field out keeps their model files readable by CoNeS
+        versions that predate it.
+        """
+        plain = super().to_dict()
+        if not self.earlier_data_fingerprints:
+            del plain["earlier_data_fingerprints"]
+        return plain
 
 
 _PROVENANCE_TEXT_FIELDS = (
@@ -76,7 +96,11 @@ _PROVENANCE_TEXT_FIELDS = (
 
 
 def make_provenance(
-    iterations: int, data_fingerprint: str, command: str | None = None, data_description: str | None = None
+    iterations: int,
+    data_fingerprint: str,
+    command: str | None = None,
+    data_description: str | None = None,
+    earlier_data_fingerprints: tuple[str, ...] = (),
 ) -> Provenance:
     """Provenance of weights saved now by this copy of CoNeS.
 
@@ -85,6 +109,7 @@ def make_provenance(
         data_fingerprint: fingerprint of the training data.
         command: the command line that trained the model, if known.
         data_description: which data it was trained on, with its attribution.
+        earlier_data_fingerprints: see :class:`Provenance`.
 
     Returns:
         The provenance, dated now (UTC), with ``cones.__version__`` and, when the running ``cones``
@@ -98,6 +123,7 @@ def make_provenance(
         git_commit=_source_commit(),
         command=command,
         data_description=data_description,
+        earlier_data_fingerprints=earlier_data_fingerprints,
     )
 
 

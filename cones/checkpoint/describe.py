@@ -53,6 +53,7 @@ def describe_model(path: str | os.PathLike[str]) -> str:
         ("CoNeS version", provenance.cones_version),
         ("git commit", provenance.git_commit or _NOT_RECORDED),
         ("data fingerprint", provenance.data_fingerprint),
+        *[("earlier data", fingerprint) for fingerprint in provenance.earlier_data_fingerprints],
         ("data", provenance.data_description or _NOT_RECORDED),
         ("command", provenance.command or _NOT_RECORDED),
         ("training state", "present (training can resume)" if has_training_state else "absent (inference only)"),

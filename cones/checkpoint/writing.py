@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import uuid
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -24,6 +23,7 @@ from torch import nn
 from cones.checkpoint.card import ModelCard
 from cones.checkpoint.layout import FORMAT_NAME, FORMAT_VERSION, TRAINING_STATE_KEY, CheckpointError
 from cones.checkpoint.reading import load_checkpoint
+from cones.outputs import OutputExistsError, same_file, write_atomically
 
 __all__ = ["save_model", "strip_training_state"]
 
@@ -59,7 +59,7 @@ def save_model(
         ``path`` as a :class:`~pathlib.Path`.
 
     Raises:
-        FileExistsError: ``path`` exists and ``overwrite`` is false.
+        OutputExistsError: ``path`` exists and ``overwrite`` is false.
         CheckpointError: the generator's config differs from ``card.generator``, or ``training_state``
             holds objects that ``torch.load(weights_only=True)`` would refuse.
     """
@@ -94,17 +94,22 @@ def strip_training_state(
 
     Args:
         source: a model file, with or without training state.
-        destination: the file to write; it may be ``source`` itself when ``overwrite`` is true.
+        destination: the file to write; never ``source`` itself, whose training state a resumed run needs.
         overwrite: replace an existing ``destination``.
 
     Returns:
         ``destination`` as a :class:`~pathlib.Path`.
 
     Raises:
-        CheckpointError: ``source`` is refused (see :func:`~cones.checkpoint.load_checkpoint`).
-        FileExistsError: ``destination`` exists and ``overwrite`` is false.
+        CheckpointError: ``source`` is refused (see :func:`~cones.checkpoint.load_checkpoint`), or
+            ``destination`` is ``source``.
+        OutputExistsError: ``destination`` exists and ``overwrite`` is false.
     """
     destination = Path(destination)
+    if same_file(source, destination):
+        raise CheckpointError(
+            f"not writing {destination}: it is the model being exported ({source}); write the copy to another file"
+        )
     payload = {key: value for key, value in load_checkpoint(source).items() if key != TRAINING_STATE_KEY}
     _write_atomically(destination, payload, overwrite)
     return destination
@@ -118,17 +123,13 @@ def _write_atomically(path: Path, payload: dict[str, Any], overwrite: bool) -> N
             "which torch.load(weights_only=True) can read back"
         )
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with temporary.open("xb") as stream:
+        raise OutputExistsError(path)
+
+    def write(hidden: Path) -> None:
+        with hidden.open("xb") as stream:
             torch.save(payload, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+
+    write_atomically(path, write, overwrite=overwrite)
     _LOG.info("wrote %s (%.1f MB)", path, path.stat().st_size / 1e6)
 
 

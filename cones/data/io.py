@@ -3,18 +3,25 @@
 SimpleITK reads NIfTI, NRRD and MetaImage alike and keeps the full geometry (size, spacing,
 origin, direction, including oblique and left-handed directions). Arrays follow SimpleITK's
 (z, y, x) index order.
+
+Two things SimpleITK does not say are checked on every read, because both turn into a plausible
+wrong image: its NIfTI reader fills the missing part of a truncated file with zeros, and it turns
+NaN and infinite voxels into 0. NIfTI files are therefore also read, as stored, by nibabel, which
+refuses a short or corrupt file; NRRD and MetaImage readers refuse short files themselves and keep
+non-finite voxels, which are checked on the image read.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
+import zlib
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
 
 from cones.data.discovery import IMAGE_SUFFIXES
+from cones.outputs import OutputExistsError, write_atomically
 
 __all__ = ["array_to_image", "image_to_array", "read_image", "write_image"]
 
@@ -29,12 +36,16 @@ def read_image(path: str | Path) -> sitk.Image:
         The image with its geometry.
 
     Raises:
-        ValueError: the file is missing or unreadable, or is not a 3D scalar volume (a 4D series or
-            an RGB image cannot be a sequence channel); the message names the file.
+        ValueError: the file is missing, unreadable, truncated or corrupt, holds NaN or infinite
+            voxels, or is not a 3D scalar volume (a 4D series or an RGB image cannot be a sequence
+            channel); the message names the file.
     """
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"image file {str(path)!r} does not exist")
+    nifti = path.name.lower().endswith((".nii", ".nii.gz"))
+    if nifti:
+        _check_stored_nifti_voxels(path)
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as error:
@@ -45,7 +56,26 @@ def read_image(path: str | Path) -> sitk.Image:
             f"image {str(path)!r} must be a 3D scalar volume, got {image.GetDimension()}D with "
             f"{image.GetNumberOfComponentsPerPixel()} component(s)"
         )
+    if not nifti:
+        _check_finite(sitk.GetArrayViewFromImage(image), path)
     return image
+
+
+def _check_stored_nifti_voxels(path: Path) -> None:
+    """Read a NIfTI file's voxels as stored: all of them must be there, and finite."""
+    try:
+        voxels = np.asarray(nib.load(path).dataobj.get_unscaled())
+    except (OSError, EOFError, zlib.error, ValueError, nib.filebasedimages.ImageFileError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"cannot read image {str(path)!r}: the file is truncated or corrupt ({reason})") from None
+    _check_finite(voxels, path)
+
+
+def _check_finite(voxels: np.ndarray, path: Path) -> None:
+    if np.issubdtype(voxels.dtype, np.floating):
+        bad = int(voxels.size - np.count_nonzero(np.isfinite(voxels)))
+        if bad:
+            raise ValueError(f"image {str(path)!r} holds {bad} NaN or infinite voxel(s); a scan has none")
 
 
 def _suffix(path: Path) -> str:
@@ -56,10 +86,10 @@ def _suffix(path: Path) -> str:
 
 
 def write_image(image: sitk.Image, path: str | Path, overwrite: bool = False) -> Path:
-    """Write ``image`` atomically: to a temporary file beside ``path``, then renamed into place.
+    """Write ``image`` atomically (:func:`cones.outputs.write_atomically`).
 
-    The rename is atomic on one file system, so an interrupted or failed write never leaves a
-    truncated volume that a later run would read as valid.
+    An interrupted or failed write never leaves a truncated volume that a later run would read as
+    valid, and a file that appeared at ``path`` while the work ran is not replaced unless asked.
 
     Args:
         image: the image to write.
@@ -72,25 +102,21 @@ def write_image(image: sitk.Image, path: str | Path, overwrite: bool = False) ->
 
     Raises:
         ValueError: ``path`` has no supported image ending.
-        FileExistsError: ``path`` exists and ``overwrite`` is False.
+        OutputExistsError: ``path`` exists, or appeared meanwhile, and ``overwrite`` is False.
         OSError: SimpleITK could not write the file (nothing is left behind).
     """
     path = Path(path)
     suffix = _suffix(path)
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{str(path)!r} already exists; pass overwrite=True to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name[: -len(suffix)]}.", suffix=suffix, dir=path.parent)
-    os.close(handle)
-    try:
-        sitk.WriteImage(image, temporary, useCompression=True)
-        os.replace(temporary, path)
-    except RuntimeError as error:
-        raise OSError(f"cannot write image {str(path)!r}: {str(error).strip()}") from None
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-    return path
+        raise OutputExistsError(path)
+
+    def write(hidden: Path) -> None:
+        try:
+            sitk.WriteImage(image, str(hidden), useCompression=True)
+        except RuntimeError as error:
+            raise OSError(f"cannot write image {str(path)!r}: {str(error).strip()}") from None
+
+    return write_atomically(path, write, overwrite=overwrite, suffix=suffix)
 
 
 def image_to_array(image: sitk.Image) -> np.ndarray:

@@ -176,7 +176,12 @@ def _read_checked(path: Path) -> tuple[SegmentationCard, dict[str, Any]]:
     raw = _unpickle(path)
     if not isinstance(raw, dict) or raw.get("format") != SEGMENTATION_FORMAT:
         found = raw.get("format") if isinstance(raw, dict) else None
-        hint = "; it is a synthesis model, pass it as --synthesis-model" if found == "cones-model" else ""
+        hint = (
+            "; it is a CoNeS synthesis model: give it as the synthesis model (--model of 'cones synthesize', "
+            "--synthesis-model of 'cones evaluate-segmentation')"
+            if found == "cones-model"
+            else ""
+        )
         raise CheckpointError(f"refusing to load {path}: it is not a CoNeS segmentation model file{hint}")
     version = raw.get("format_version")
     if type(version) is not int or not 1 <= version <= SEGMENTATION_FORMAT_VERSION:

@@ -16,6 +16,7 @@ import SimpleITK as sitk
 
 from cones.data.geometry import check_same_grid, resample_to_reference
 from cones.data.io import write_image
+from cones.outputs import OutputExistsError
 from cones.segmentation.base import SegmentationInfo, SegmentationModel
 from cones.sequences import Sequence, parse_sequence
 
@@ -116,12 +117,12 @@ def segment_to_file(
         ``output`` as a :class:`~pathlib.Path`.
 
     Raises:
-        FileExistsError: ``output`` exists and ``overwrite`` is false (checked before segmenting).
+        OutputExistsError: ``output`` exists and ``overwrite`` is false (checked before segmenting).
         ValueError: see :func:`segment_with_synthesis`.
     """
     output = Path(output)
     if output.exists() and not overwrite:
-        raise FileExistsError(f"{output} already exists; pass --overwrite to replace it")
+        raise OutputExistsError(output)
     label_map = segment_with_synthesis(model, given, synthesized, resample=resample)
     return write_image(label_map, output, overwrite=overwrite)
 

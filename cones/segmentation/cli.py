@@ -104,15 +104,12 @@ def prepare_segmentation(
         ValueError: only one of ``--segment`` and ``--segmentation-output`` is given, the
             segmentation model is refused, it needs a sequence that is neither given nor
             synthesized, or (without ``--resample``) the images it uses are on different grids.
-        FileExistsError: the segmentation output exists and ``--overwrite`` is not given.
+            (The segmentation output itself is checked with the synthesis output, before this.)
     """
     if args.segment is None and args.segmentation_output is None:
         return None
     if args.segment is None or args.segmentation_output is None:
         raise ValueError("--segment and --segmentation-output must be given together")
-    output = Path(args.segmentation_output)
-    if output.exists() and not args.overwrite:
-        raise FileExistsError(f"{output} already exists; pass --overwrite to replace it")
     from cones.segmentation.chain import check_segmentation_grids, check_segmentation_inputs
     from cones.segmentation.loading import load_segmentation_model
 

@@ -26,12 +26,21 @@ from cones.checkpoint import (
     load_model,
     load_training_state,
     make_provenance,
+    read_model_card,
     save_model,
 )
-from cones.data import bright_target_focus, build_slice_cache, find_cases, require_sequences, sample_batch
+from cones.data import (
+    bright_target_focus,
+    build_slice_cache,
+    data_fingerprint,
+    find_cases,
+    require_sequences,
+    sample_batch,
+)
 from cones.device import resolve_device
 from cones.metrics import psnr, ssim
 from cones.model import PatchDiscriminator, build_discriminator, build_generator
+from cones.outputs import check_output_folder
 from cones.sequences import Sequence, parse_sequences
 from cones.training.config import TrainConfig
 from cones.training.distributed import DistributedContext, init_distributed, shutdown_distributed
@@ -53,6 +62,27 @@ def _resumed_config(run_dir: Path, requested: TrainConfig) -> TrainConfig:
     if differing:
         raise ValueError(f"cannot resume {run_dir}: settings differ from the saved run: {', '.join(differing)}")
     return TrainConfig.from_dict({**saved.to_dict(), "iterations": requested.iterations})
+
+
+def _resumed_data_history(run_dir: Path, data_dir: Path, fingerprint: str, allow_new_data: bool) -> tuple[str, ...]:
+    """The earlier data fingerprints a resumed run records, refusing other data unless it is allowed.
+
+    A resume on other data would otherwise rebuild the cache and overwrite ``last.pt`` and ``best.pt``
+    with a model whose card names only the new data, hiding that most of its training saw another set.
+    """
+    state = load_training_state(run_dir / LAST)
+    provenance = read_model_card(run_dir / LAST).provenance
+    saved = provenance.data_fingerprint
+    if saved == fingerprint:
+        return provenance.earlier_data_fingerprints
+    if not allow_new_data:
+        saved_folder = state.get("data_dir", "a folder not recorded")
+        raise ValueError(
+            f"cannot resume {run_dir}: it was trained on other data ({saved_folder}, fingerprint {saved[:12]}) than "
+            f"{data_dir} (fingerprint {fingerprint[:12]}); pass --allow-new-data to continue on the new data"
+        )
+    logger.warning("resuming %s on new data %s (fingerprint %s, was %s)", run_dir, data_dir, fingerprint, saved)
+    return (*provenance.earlier_data_fingerprints, saved)
 
 
 def _initial_generator_state(
@@ -150,6 +180,7 @@ def train(
     show_progress: bool = True,
     cache_dir: str | Path | None = None,
     initial_model: str | Path | None = None,
+    allow_new_data: bool = False,
 ) -> Path:
     """Train a generator (CoNeS or a baseline, per ``config.arch``) on a dataset folder; return ``last.pt``.
 
@@ -168,13 +199,16 @@ def train(
         initial_model: a trained model file whose generator weights the run starts from (fine-tuning
             on one's own data); the discriminator and optimizers start afresh, so an exported,
             inference-only model will do.
+        allow_new_data: let a resumed run continue on data other than the data it was trained on
+            (its model card then keeps the earlier data fingerprints); refused otherwise.
 
     Raises:
         FileExistsError: ``output_dir`` already holds a run and ``resume`` is False.
-        ValueError: bad data (see :mod:`cones.data`), resume settings that differ, ``resume`` together
-            with ``initial_model``, or an initial model that does not fit ``config``.
+        ValueError: bad data (see :mod:`cones.data`), an output folder that is the data folder or
+            cannot be written, resume settings or data that differ, ``resume`` together with
+            ``initial_model``, or an initial model that does not fit ``config``.
     """
-    run_dir = Path(output_dir)
+    run_dir = check_output_folder(output_dir, reads={"the --data folder": data_dir})
     if resume and initial_model is not None:
         raise ValueError("a resumed run continues from its own last.pt; do not give an initial model as well")
     if resume:
@@ -197,6 +231,7 @@ def train(
             show_progress,
             Path(cache_dir) if cache_dir is not None else run_dir / "cache",
             Path(initial_model) if initial_model is not None else None,
+            allow_new_data,
         )
     finally:
         shutdown_distributed(context)
@@ -215,11 +250,14 @@ def _train(
     show_progress: bool,
     cache_dir: Path,
     initial_model: Path | None,
+    allow_new_data: bool,
 ) -> Path:
     sources, targets = parse_sequences(config.sources), parse_sequences(config.targets)
     initial = _initial_generator_state(initial_model, config, sources, targets) if initial_model else None
     cases = require_sequences(find_cases(data_dir), (*sources, *targets))
     validation_ids = _validation_ids(config, [case.case_id for case in cases], data_dir)
+    fingerprint = data_fingerprint(cases, sources, targets, config.normalization, config.slice_axis, resample)
+    earlier_data = _resumed_data_history(run_dir, data_dir, fingerprint, allow_new_data) if resume else ()
     run_dir.mkdir(parents=True, exist_ok=True)
     if context.enabled and not context.is_main:
         torch.distributed.barrier()  # rank 0 builds the cache first; the others then reuse it
@@ -271,10 +309,11 @@ def _train(
             targets=targets,
             normalization=config.normalization,
             slice_axis=config.slice_axis,
-            provenance=make_provenance(iteration, cache.fingerprint, command, data_description),
+            provenance=make_provenance(iteration, cache.fingerprint, command, data_description, earlier_data),
         )
         state = {
             "train_config": config.to_dict(),
+            "data_dir": str(data_dir.resolve()),
             "iteration": iteration,
             "best_psnr": best_psnr,
             "discriminator": discriminator_module.state_dict(),
