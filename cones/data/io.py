@@ -21,7 +21,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from cones.data.discovery import IMAGE_SUFFIXES
-from cones.outputs import OutputExistsError, write_atomically
+from cones.outputs import write_atomically
 
 __all__ = ["array_to_image", "image_to_array", "read_image", "write_image"]
 
@@ -102,13 +102,12 @@ def write_image(image: sitk.Image, path: str | Path, overwrite: bool = False) ->
 
     Raises:
         ValueError: ``path`` has no supported image ending.
-        OutputExistsError: ``path`` exists, or appeared meanwhile, and ``overwrite`` is False.
+        OutputExistsError: ``path`` exists and ``overwrite`` is False (found when publishing, so a
+            file that appeared while the caller worked is kept too).
         OSError: SimpleITK could not write the file (nothing is left behind).
     """
     path = Path(path)
     suffix = _suffix(path)
-    if path.exists() and not overwrite:
-        raise OutputExistsError(path)
 
     def write(hidden: Path) -> None:
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -217,6 +218,7 @@ def train(
         raise FileExistsError(f"{run_dir} already holds a training run; resume it or choose another folder")
     torch_device = resolve_device(device)
     context = init_distributed(torch_device)
+    new_folder = not run_dir.exists()
     try:
         return _train(
             config,
@@ -233,6 +235,12 @@ def train(
             Path(initial_model) if initial_model is not None else None,
             allow_new_data,
         )
+    except BaseException:
+        if new_folder and not (run_dir / LAST).exists():
+            # Refused data or an interrupt before the first checkpoint: the folder this call made holds
+            # nothing to resume, and a half-built cache must not pass for a run.
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     finally:
         shutdown_distributed(context)
 
