@@ -85,6 +85,8 @@ class TrainingRequest:
         seed: seeds initialisation, sampling and augmentation.
         device: where the network runs.
         resume: continue the run in ``outputDirectory`` from its ``last.pt``.
+        allowNewData: let ``resume`` continue on data other than the run's (refused otherwise, as
+            ``cones train --allow-new-data``; the model keeps the earlier data fingerprints).
         resample: resample sequences on other grids onto the first source instead of refusing them.
         initialModel: a trained model to fine-tune on this data (e.g. the bundled one) instead of
             starting from random weights; it must have the same preset and sequences.
@@ -102,6 +104,7 @@ class TrainingRequest:
     seed: int = TRAIN_DEFAULTS.seed
     device: Device = Device.AUTO
     resume: bool = False
+    allowNewData: bool = False
     resample: bool = False
     initialModel: Path | None = None
 
@@ -135,6 +138,8 @@ def trainingCommand(python: str, request: TrainingRequest) -> list[str]:
     ]  # fmt: skip
     if request.resume:
         arguments.append("--resume")
+    if request.allowNewData:
+        arguments.append("--allow-new-data")
     if request.resample:
         arguments.append("--resample")
     if request.initialModel is not None:

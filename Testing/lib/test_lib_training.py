@@ -66,6 +66,14 @@ def test_trainingCommand_is_the_cones_train_command(tmp_path: Path) -> None:
     ]  # fmt: skip
 
 
+def test_trainingCommand_passes_allowNewData_to_a_resume(tmp_path: Path) -> None:
+    assert "--allow-new-data" not in trainingCommand("python", request(tmp_path, resume=True))
+    assert trainingCommand("python", request(tmp_path, resume=True, allowNewData=True))[-2:] == [
+        "--resume",
+        "--allow-new-data",
+    ]
+
+
 def test_trainingCommand_fine_tunes_a_chosen_model(tmp_path: Path) -> None:
     model = tmp_path / "bundled.pt"
     model.write_bytes(b"")
