@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import errno
 import gzip
-import hashlib
 import os
 import tempfile
 from collections.abc import Callable
@@ -45,28 +44,23 @@ def inputs(case: Path, **replaced: Path) -> list[str]:
     return [f"{name}={replaced.get(name, source(case, name))}" for name in SOURCES]
 
 
-def snapshot(folder: Path) -> dict[str, str]:
-    """sha256 of every file under ``folder`` (hidden ones too): any new, changed or missing file shows."""
-    return {
-        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(folder.rglob("*"))
-        if path.is_file()
-    }
+@pytest.fixture
+def refused(capsys: pytest.CaptureFixture, snapshot):
+    """``refused(arguments, folder, *expected, code=2)``: run the command, assert the refusal contract
+    (exit code, one ``error:`` line holding every ``expected`` text, ``folder`` unchanged), return stdout lines."""
 
+    def run(arguments: list[str], folder: Path, *expected: str, code: int = 2) -> list[str]:
+        before = snapshot(folder)
+        assert main(arguments) == code
+        captured = capsys.readouterr()
+        lines = captured.err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), captured.err
+        for text in expected:
+            assert text in lines[0]
+        assert snapshot(folder) == before, "an input changed, or an output or partial file was left"
+        return captured.out.splitlines()
 
-def refused(
-    arguments: list[str], folder: Path, capsys: pytest.CaptureFixture, *expected: str, code: int = 2
-) -> list[str]:
-    """Run the command, assert the refusal contract, return the stdout lines."""
-    before = snapshot(folder)
-    assert main(arguments) == code
-    captured = capsys.readouterr()
-    lines = captured.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), captured.err
-    for text in expected:
-        assert text in lines[0]
-    assert snapshot(folder) == before, "an input changed, or an output or partial file was left"
-    return captured.out.splitlines()
+    return run
 
 
 def synthesize(model: Path, input_pairs: list[str], output: Path | str, *extra: str) -> list[str]:
@@ -89,7 +83,7 @@ def synthesize(model: Path, input_pairs: list[str], output: Path | str, *extra: 
 
 @pytest.mark.parametrize("spelling", ["same", "dot", "symlink", "hardlink"])
 def test_synthesize_refuses_an_output_that_is_an_input_even_with_overwrite(
-    trained: Path, case: Path, tmp_path: Path, spelling: str, capsys: pytest.CaptureFixture, monkeypatch
+    trained: Path, case: Path, tmp_path: Path, spelling: str, monkeypatch, refused
 ) -> None:
     t1 = source(case, "t1")
     monkeypatch.chdir(case)
@@ -103,7 +97,6 @@ def test_synthesize_refuses_an_output_that_is_an_input_even_with_overwrite(
     refused(
         synthesize(trained, [f"t1={t1.name}", *inputs(case)[1:]], output, "--overwrite"),
         tmp_path,
-        capsys,
         "is the T1 input",
     )
 
@@ -114,25 +107,25 @@ def _link(make: Callable[[Path, Path], None], target: Path, link: Path) -> Path:
 
 
 def test_synthesize_refuses_a_segmentation_output_that_is_an_input_or_the_output(
-    trained: Path, case: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+    trained: Path, case: Path, tmp_path: Path, refused
 ) -> None:
     output = tmp_path / "t1ce.nii.gz"
     segment = ["--segment", str(trained), "--overwrite"]
     for target, message in ((source(case, "flair"), "is the FLAIR input"), (output, "is the --output file")):
         arguments = synthesize(trained, inputs(case), output, *segment, "--segmentation-output", str(target))
-        refused(arguments, tmp_path, capsys, str(target), message)
+        refused(arguments, tmp_path, str(target), message)
 
 
-def test_export_refuses_to_write_over_the_model_it_reads(trained: Path, capsys: pytest.CaptureFixture) -> None:
+def test_export_refuses_to_write_over_the_model_it_reads(trained: Path, refused) -> None:
     for extra in ((), ("--overwrite",)):
-        refused(["export", str(trained), "--output", str(trained), *extra], trained.parent, capsys, "is the model")
+        refused(["export", str(trained), "--output", str(trained), *extra], trained.parent, "is the model")
 
 
 # 2. resume on other data ------------------------------------------------------------------------
 
 
 def test_resume_on_other_data_is_refused_unless_allowed_and_then_recorded(
-    tmp_path: Path, capsys: pytest.CaptureFixture
+    tmp_path: Path, capsys: pytest.CaptureFixture, refused
 ) -> None:
     first, second = write_dataset(tmp_path / "first", cases=3), tmp_path / "second"
     write_dataset(second, cases=3, shape=(12, 40, 40))
@@ -141,7 +134,7 @@ def test_resume_on_other_data_is_refused_unless_allowed_and_then_recorded(
     capsys.readouterr()
     original = read_model_card(run / "last.pt").provenance.data_fingerprint
     resume = [*train_arguments(second, run, iterations=4), "--resume"]
-    refused(resume, tmp_path, capsys, "other data", str(first.resolve()), str(second), "--allow-new-data")
+    refused(resume, tmp_path, "other data", str(first.resolve()), str(second), "--allow-new-data")
 
     assert main([*resume, "--allow-new-data"]) == 0
     provenance = read_model_card(run / "last.pt").provenance
@@ -151,9 +144,9 @@ def test_resume_on_other_data_is_refused_unless_allowed_and_then_recorded(
     assert read_model_card(run / "last.pt").provenance.earlier_data_fingerprints == (original,)
 
 
-def test_train_refuses_a_run_folder_that_is_the_data_folder(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_train_refuses_a_run_folder_that_is_the_data_folder(tmp_path: Path, refused) -> None:
     data = write_dataset(tmp_path / "data", cases=3)
-    refused(train_arguments(data, data, iterations=2), tmp_path, capsys, "is the --data folder")
+    refused(train_arguments(data, data, iterations=2), tmp_path, "is the --data folder")
 
 
 # 3-4. truncated, corrupt and non-finite volumes ---------------------------------------------------
@@ -203,32 +196,28 @@ BROKEN_VOLUMES = {
 
 @pytest.mark.parametrize("kind", list(BROKEN_VOLUMES))
 def test_synthesize_refuses_a_broken_volume_naming_it(
-    trained: Path, case: Path, tmp_path: Path, kind: str, capsys: pytest.CaptureFixture
+    trained: Path, case: Path, tmp_path: Path, kind: str, refused
 ) -> None:
     make, problem = BROKEN_VOLUMES[kind]
     broken = make(source(case, "t2"))
     arguments = synthesize(trained, inputs(case, t2=broken), tmp_path / "t1ce.nii.gz")
-    stdout = refused(arguments, tmp_path, capsys, str(broken), problem)
+    stdout = refused(arguments, tmp_path, str(broken), problem)
     assert not any(line.startswith("CONES_PROGRESS") for line in stdout), "refused before any slice is synthesized"
 
 
-def test_train_refuses_a_dataset_with_a_truncated_volume_and_leaves_no_run(
-    tmp_path: Path, capsys: pytest.CaptureFixture
-) -> None:
+def test_train_refuses_a_dataset_with_a_truncated_volume_and_leaves_no_run(tmp_path: Path, refused) -> None:
     data = write_dataset(tmp_path / "data", cases=3)
     flair = data / "CASE-001" / "CASE-001_flair.nii.gz"
     flair.write_bytes(flair.read_bytes()[: flair.stat().st_size // 2])
-    refused(train_arguments(data, tmp_path / "run", iterations=2), tmp_path, capsys, str(flair), "truncated")
+    refused(train_arguments(data, tmp_path / "run", iterations=2), tmp_path, str(flair), "truncated")
 
 
-def test_evaluate_refuses_a_case_with_non_finite_voxels(
-    trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture
-) -> None:
+def test_evaluate_refuses_a_case_with_non_finite_voxels(trained: Path, tmp_path: Path, refused) -> None:
     data = write_dataset(tmp_path / "data", cases=2)
     target = data / "CASE-001" / "CASE-001_t1ce.nii.gz"
     _with_value(target, np.nan).replace(target)
     arguments = ["evaluate", "--model", str(trained), "--data", str(data), "--output", str(tmp_path / "eval")]
-    refused([*arguments, "--device", "cpu"], tmp_path, capsys, str(target), "NaN or infinite")
+    refused([*arguments, "--device", "cpu"], tmp_path, str(target), "NaN or infinite")
 
 
 # 5. a sequence given twice ------------------------------------------------------------------------
@@ -241,11 +230,9 @@ def test_evaluate_refuses_a_case_with_non_finite_voxels(
         lambda case: [*inputs(case), f"t2f={source(case, 't1')}"],
     ],
 )
-def test_synthesize_refuses_a_sequence_given_twice(
-    trained: Path, case: Path, tmp_path: Path, pairs, capsys: pytest.CaptureFixture
-) -> None:
+def test_synthesize_refuses_a_sequence_given_twice(trained: Path, case: Path, tmp_path: Path, pairs, refused) -> None:
     given = pairs(case)
-    refused(synthesize(trained, given, tmp_path / "o.nii.gz"), tmp_path, capsys, "given twice", given[-1])
+    refused(synthesize(trained, given, tmp_path / "o.nii.gz"), tmp_path, "given twice", given[-1])
 
 
 def test_synthesize_collects_repeated_input_options(trained: Path, case: Path, tmp_path: Path) -> None:
@@ -259,7 +246,7 @@ def test_synthesize_collects_repeated_input_options(trained: Path, case: Path, t
 
 
 def test_synthesize_refuses_unwritable_outputs_before_any_work(
-    trained: Path, case: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+    trained: Path, case: Path, tmp_path: Path, refused
 ) -> None:
     (tmp_path / "folder.nii.gz").mkdir()
     (tmp_path / "notes.txt").write_text("a regular file")
@@ -269,14 +256,12 @@ def test_synthesize_refuses_unwritable_outputs_before_any_work(
         (tmp_path / "notes.txt" / "t1ce.nii.gz", "is a file, not a folder"),
         (tmp_path / "notes.txt" / "deeper" / "t1ce.nii.gz", "is a file, not a folder"),
     ):
-        stdout = refused(
-            synthesize(trained, inputs(case), output, "--overwrite"), tmp_path, capsys, str(output), problem
-        )
+        stdout = refused(synthesize(trained, inputs(case), output, "--overwrite"), tmp_path, str(output), problem)
         assert not any(line.startswith("CONES_PROGRESS") for line in stdout)
 
 
 def test_synthesize_refuses_a_read_only_folder_before_any_work(
-    trained: Path, case: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch
+    trained: Path, case: Path, tmp_path: Path, monkeypatch, refused
 ) -> None:
     # Root writes into read-only folders, so the file system's refusal is simulated where the probe meets it.
     def read_only(*args, **kwargs):
@@ -284,11 +269,11 @@ def test_synthesize_refuses_a_read_only_folder_before_any_work(
 
     monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
     output = tmp_path / "t1ce.nii.gz"
-    refused(synthesize(trained, inputs(case), output), tmp_path, capsys, str(output), "Read-only file system")
+    refused(synthesize(trained, inputs(case), output), tmp_path, str(output), "Read-only file system")
 
 
 def test_synthesize_keeps_a_file_that_appeared_while_it_ran(
-    trained: Path, case: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch
+    trained: Path, case: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch, snapshot
 ) -> None:
     import cones.inference
 
@@ -310,13 +295,13 @@ def test_synthesize_keeps_a_file_that_appeared_while_it_ran(
 
 
 def test_a_failing_write_is_one_line_with_exit_code_1(
-    trained: Path, case: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch
+    trained: Path, case: Path, tmp_path: Path, monkeypatch, refused
 ) -> None:
     def disk_full(*args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(sitk, "WriteImage", disk_full)
-    refused(synthesize(trained, inputs(case), tmp_path / "o.nii.gz"), tmp_path, capsys, "No space left", code=1)
+    refused(synthesize(trained, inputs(case), tmp_path / "o.nii.gz"), tmp_path, "No space left", code=1)
 
 
 # 8. file mode --------------------------------------------------------------------------------------
@@ -339,13 +324,12 @@ def test_synthesized_files_get_their_mode_from_the_umask(
 
 
 def test_a_synthesis_model_given_as_segmentation_model_says_which_option_takes_it(
-    trained: Path, case: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+    trained: Path, case: Path, tmp_path: Path, refused
 ) -> None:
     segment = ["--segment", str(trained), "--segmentation-output", str(tmp_path / "seg.nii.gz")]
     refused(
         synthesize(trained, inputs(case), tmp_path / "o.nii.gz", *segment),
         tmp_path,
-        capsys,
         str(trained),
         "it is a CoNeS synthesis model",
         "--model of 'cones synthesize'",

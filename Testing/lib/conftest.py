@@ -6,12 +6,14 @@ random-init generator of a few thousand weights, so every synthesis runs in abou
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+BATCH_SCRIPT = ROOT / "CoNeSSynthesis" / "Resources" / "batch_synthesize.py"
 MODULE_FOLDERS = (ROOT / "CoNeSSynthesis", ROOT / "CoNeSTraining")
 for folder in MODULE_FOLDERS:
     if str(folder) not in sys.path:
@@ -40,3 +42,13 @@ def tinyModel(tmp_path_factory) -> Path:
     from CoNeSSynthesisLib import testing
 
     return testing.writeTinyModel(tmp_path_factory.mktemp("model") / "tiny.pt")
+
+
+@pytest.fixture(scope="session")
+def batch():
+    """The headless batch script as a module, to call its ``main`` in this process."""
+    pytest.importorskip("slicer")
+    spec = importlib.util.spec_from_file_location("batch_synthesize", BATCH_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -3,7 +3,6 @@ refusals through its ``main`` in this process, which skips a process start per c
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -19,15 +18,6 @@ from cones.sequences import Sequence
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "CoNeSSynthesis" / "Resources" / "batch_synthesize.py"
-
-
-@pytest.fixture(scope="module")
-def batch():
-    """The batch script as a module."""
-    spec = importlib.util.spec_from_file_location("batch_synthesize", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")

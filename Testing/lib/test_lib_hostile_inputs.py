@@ -7,8 +7,6 @@ As in Testing/core/test_hostile_inputs.py, each refusal is checked for its exit 
 from __future__ import annotations
 
 import gzip
-import hashlib
-import importlib.util
 import os
 import signal
 import subprocess
@@ -28,14 +26,6 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "CoNeSSynthesis" / "Resources" / "batch_synthesize.py"
 BUNDLED_MODEL = ROOT / "Resources" / "Models" / "cones-lite-t1ce.pt"
 SOURCES = (Sequence.T1, Sequence.T2, Sequence.FLAIR)
-
-
-@pytest.fixture(scope="module")
-def batch():
-    spec = importlib.util.spec_from_file_location("batch_synthesize_hostile", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def writeCase(folder: Path, shape: tuple[int, int, int] = testing.CASE_SHAPE) -> dict[Sequence, Path]:
@@ -60,45 +50,40 @@ def pairs(case: dict[Sequence, Path], **replaced: Path) -> list[str]:
     return [f"{sequence.value}={replaced.get(sequence.value, case[sequence])}" for sequence in SOURCES]
 
 
-def snapshot(folder: Path) -> dict[str, str]:
-    return {
-        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(folder.rglob("*"))
-        if path.is_file()
-    }
+@pytest.fixture
+def refused(batch, capsys: pytest.CaptureFixture, snapshot):
+    """``refused(argv, folder, *expected)``: the batch script's ``main`` refuses with exit code 2 and one
+    ``error:`` line holding every ``expected`` text, and ``folder`` is left as it was."""
 
+    def run(argv: list[str], folder: Path, *expected: str) -> None:
+        before = snapshot(folder)
+        assert batch.main(argv) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), lines
+        for text in expected:
+            assert text in lines[0]
+        assert snapshot(folder) == before
 
-def refused(batch, argv: list[str], folder: Path, capsys: pytest.CaptureFixture, *expected: str) -> None:
-    before = snapshot(folder)
-    assert batch.main(argv) == 2
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), lines
-    for text in expected:
-        assert text in lines[0]
-    assert snapshot(folder) == before
+    return run
 
 
 def test_batch_refuses_an_output_that_is_an_input_even_with_overwrite(
-    batch, case, tinyModel: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+    case, tinyModel: Path, tmp_path: Path, refused
 ) -> None:
     link = tmp_path / "link.nii.gz"
     os.symlink(case[Sequence.FLAIR], link)
     for output, name in ((case[Sequence.T1], "T1"), (link, "FLAIR")):
-        refused(
-            batch, arguments(tinyModel, pairs(case), output, "--overwrite"), tmp_path, capsys, f"is the {name} input"
-        )
+        refused(arguments(tinyModel, pairs(case), output, "--overwrite"), tmp_path, f"is the {name} input")
     t2Link = tmp_path / "labels.seg.nrrd"
     os.symlink(case[Sequence.T2], t2Link)
     segmentation = ["--segment", str(tinyModel), "--segmentation-output", str(t2Link), "--overwrite"]
     argv = arguments(tinyModel, pairs(case), tmp_path / "o.nrrd", *segmentation)
-    refused(batch, argv, tmp_path, capsys, str(t2Link), "is the T2 input")
+    refused(argv, tmp_path, str(t2Link), "is the T2 input")
 
 
-def test_batch_refuses_a_sequence_given_twice(
-    batch, case, tinyModel: Path, tmp_path: Path, capsys: pytest.CaptureFixture
-) -> None:
+def test_batch_refuses_a_sequence_given_twice(case, tinyModel: Path, tmp_path: Path, refused) -> None:
     given = [*pairs(case), f"t2f={case[Sequence.T1]}"]
-    refused(batch, arguments(tinyModel, given, tmp_path / "o.nrrd"), tmp_path, capsys, "given twice", given[-1])
+    refused(arguments(tinyModel, given, tmp_path / "o.nrrd"), tmp_path, "given twice", given[-1])
 
 
 def _truncated(path: Path) -> Path:
@@ -129,16 +114,14 @@ def _withNan(path: Path) -> Path:
     [(_truncated, "truncated or corrupt"), (_truncatedUncompressed, "truncated or corrupt"), (_withNan, "NaN")],
 )
 def test_batch_refuses_a_broken_volume_naming_it(
-    batch, case, tinyModel: Path, tmp_path: Path, make, problem: str, capsys: pytest.CaptureFixture
+    case, tinyModel: Path, tmp_path: Path, make, problem: str, refused
 ) -> None:
     broken = make(case[Sequence.T2])
     argv = arguments(tinyModel, pairs(case, t2=broken), tmp_path / "o.nrrd")
-    refused(batch, argv, tmp_path, capsys, str(broken), problem)
+    refused(argv, tmp_path, str(broken), problem)
 
 
-def test_batch_refuses_unwritable_outputs_before_any_work(
-    batch, case, tinyModel: Path, tmp_path: Path, capsys: pytest.CaptureFixture
-) -> None:
+def test_batch_refuses_unwritable_outputs_before_any_work(case, tinyModel: Path, tmp_path: Path, refused) -> None:
     (tmp_path / "folder.nrrd").mkdir()
     (tmp_path / "notes.txt").write_text("a regular file")
     for output, problem in (
@@ -146,7 +129,7 @@ def test_batch_refuses_unwritable_outputs_before_any_work(
         (tmp_path / "o.xyz", "must end with one of"),
         (tmp_path / "notes.txt" / "o.nrrd", "is a file, not a folder"),
     ):
-        refused(batch, arguments(tinyModel, pairs(case), output, "--overwrite"), tmp_path, capsys, problem)
+        refused(arguments(tinyModel, pairs(case), output, "--overwrite"), tmp_path, problem)
 
 
 def test_batch_keeps_a_file_that_appeared_while_it_ran(
@@ -178,7 +161,7 @@ def test_batch_output_mode_follows_the_umask(batch, case, tinyModel: Path, tmp_p
 
 
 @pytest.mark.slow
-def test_batch_interrupted_stops_cleanly_and_leaves_nothing(tmp_path: Path) -> None:
+def test_batch_interrupted_stops_cleanly_and_leaves_nothing(tmp_path: Path, snapshot) -> None:
     """Ctrl-C while the network runs: exit 130, one line, no traceback, no copies of the scans left."""
     case = writeCase(tmp_path / "in", shape=(120, 160, 160))
     scratch = tmp_path / "tmp"
