@@ -95,7 +95,7 @@ def write_sample_dataset(
     case_ids = [sample_case_id(index) for index in range(num_cases)]
     existing = [case_id for case_id in case_ids if (out_dir / case_id).exists()]
     if existing and not overwrite:
-        raise FileExistsError(f"case folders already exist in {out_dir}: {existing}; pass overwrite=True to replace")
+        raise FileExistsError(f"case folders already exist in {out_dir}: {existing}; pass --overwrite to replace them")
     template = load_template(config.spacing_mm)
     folders = []
     for index, case_id in enumerate(case_ids):
