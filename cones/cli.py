@@ -18,6 +18,7 @@ from collections.abc import Sequence as SequenceOf
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cones.preprocessing import cli as preprocessing_cli
 from cones.segmentation import cli as segmentation_cli
 
 if TYPE_CHECKING:
@@ -130,20 +131,27 @@ def _synthesize(args: argparse.Namespace) -> None:
 
     inputs = parse_sequence_inputs(args.input)
     output = check_synthesis_outputs(args, inputs, IMAGE_SUFFIXES, IMAGE_SUFFIXES)
+    preprocessing_cli.check_prepare_outputs(args, inputs, output)
     model = load_model(args.model)
     images = {sequence: read_image(path) for sequence, path in inputs.items()}
+    if not (args.prepare or args.resample):
+        preprocessing_cli.require_one_grid(model.card, images)
     segmentation = segmentation_cli.prepare_segmentation(args, model.card, images)  # refusals before synthesis
     options = SynthesisOptions(device=args.device, batch_size=args.batch_size)
 
     def report(done: int, total: int) -> None:
         print(f"CONES_PROGRESS {done} {total} synthesize", flush=True)
 
-    results = synthesize_images(model, images, resample=args.resample, options=options, progress=report)
+    if args.prepare:
+        results, sources = preprocessing_cli.synthesize_prepared(args, model, images, options)
+    else:
+        results = synthesize_images(model, images, resample=args.resample, options=options, progress=report)
+        sources = images
     if len(results) != 1:
         raise ValueError(f"the model synthesizes {len(results)} sequences; this command writes one output file")
     write_image(next(iter(results.values())), output, overwrite=args.overwrite)
     print(f"synthesized {model.card.targets[0].display_name} written to {output}")
-    segmentation_cli.segment_after_synthesis(args, segmentation, images, results)
+    segmentation_cli.segment_after_synthesis(args, segmentation, sources, results)
 
 
 def _info(args: argparse.Namespace) -> None:
@@ -282,9 +290,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     synthesize.add_argument("--output", required=True)
     synthesize.add_argument("--overwrite", action="store_true")
-    synthesize.add_argument("--resample", action="store_true", help="resample sources onto the first source")
+    synthesize.add_argument(
+        "--resample", action="store_true", help="resample sources onto the first source (no registration)"
+    )
     synthesize.add_argument("--batch-size", type=int, help="slices per forward pass (default: 1 on CPU, 4 on CUDA)")
     synthesize.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    preprocessing_cli.add_synthesize_options(synthesize)
     segmentation_cli.add_synthesize_options(synthesize)
     synthesize.set_defaults(handler=_synthesize)
 

@@ -115,7 +115,7 @@ def prepare_segmentation(
 
     model = load_segmentation_model(args.segment, device=args.device)
     check_segmentation_inputs(model, images, synthesis.targets)
-    if not getattr(args, "resample", False):
+    if not (getattr(args, "resample", False) or getattr(args, "prepare", False)):
         check_segmentation_grids(model, images)
     return model
 

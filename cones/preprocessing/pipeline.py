@@ -1,0 +1,300 @@
+"""Raw clinical scans in, the missing sequence on the reference's own grid out.
+
+The order of the stages follows what each needs: the brain is extracted on the reference (the
+mask centres the working grid and, after registration, masks every source); every other source
+is registered to the reference; all sources are resampled once, through their transform, onto the
+working grid (:mod:`cones.preprocessing.grid`) and masked; the network synthesizes there; the
+result goes back onto the reference's grid, zero outside the brain. One resampling per source
+keeps the images as sharp as they can be.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import SimpleITK as sitk
+
+from cones.checkpoint import LoadedModel
+from cones.inference import SynthesisCancelled, SynthesisOptions, synthesize_images
+from cones.preprocessing.brain_extraction import (
+    BrainExtractor,
+    DeepBetExtractor,
+    brain_mask_of_stripped,
+    looks_skull_stripped,
+)
+from cones.preprocessing.grid import back_to_reference, onto_grid, working_grid
+from cones.preprocessing.registration import RegistrationResult, TransformKind, register
+from cones.sequences import Sequence, parse_sequence
+
+__all__ = [
+    "STAGES",
+    "PreparationReport",
+    "PreparedCase",
+    "RawSynthesis",
+    "StageProgress",
+    "prepare_sources",
+    "synthesize_raw",
+]
+
+logger = logging.getLogger(__name__)
+
+STAGES = ("extract-brain", "register", "synthesize")
+"""The stages :class:`StageProgress` reports, in order."""
+
+StageProgress = Callable[[str, int, int], None]
+"""Called as ``progress(stage, done, total)``; ``stage`` is one of :data:`STAGES`."""
+
+
+@dataclass(frozen=True)
+class PreparationReport:
+    """What preparation did, for the user and the logs.
+
+    Attributes:
+        reference: the sequence whose grid the output takes.
+        skull_stripped: the reference was found already skull-stripped (no extraction ran).
+        extractor: the brain extractor used, or None.
+        registrations: per registered source, its result (transform, similarity, distance from the start).
+        working_size: (columns, rows, slices) of the working grid.
+        working_spacing: its voxel size in mm.
+        seconds: time per stage.
+    """
+
+    reference: Sequence
+    skull_stripped: bool
+    extractor: str | None
+    registrations: Mapping[Sequence, RegistrationResult]
+    working_size: tuple[int, int, int]
+    working_spacing: tuple[float, float, float]
+    seconds: Mapping[str, float] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """One line per stage, as the command line prints it."""
+        brain = "already skull-stripped" if self.skull_stripped else f"brain extracted with {self.extractor}"
+        lines = [f"reference {self.reference.display_name}: {brain}"]
+        for sequence, result in self.registrations.items():
+            lines.append(
+                f"{sequence.display_name} registered to {self.reference.display_name}: rotation "
+                f"{result.rotation_deg:.1f} deg, translation {result.translation_mm:.1f} mm, normalized mutual "
+                f"information {result.normalized_mutual_information:.3f}"
+            )
+        size = " x ".join(str(n) for n in self.working_size)
+        spacing = " x ".join(f"{s:.2f}" for s in self.working_spacing)
+        lines.append(f"working grid {size} voxels of {spacing} mm")
+        lines.append("time: " + ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in self.seconds.items()))
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class PreparedCase:
+    """Sources ready for the network, and what is needed to go back.
+
+    Attributes:
+        sources: each source as given, on its own grid.
+        working: each source on the working grid, registered, zero outside the brain.
+        reference_image: the reference as given (its grid is the output's).
+        brain_mask: the brain on the reference's grid (uint8).
+        transforms: per source, the transform mapping reference points to that source's points
+            (identity for the reference); ``sitk.Resample(source, reference, transform)`` registers it.
+        report: what was done.
+    """
+
+    sources: Mapping[Sequence, sitk.Image]
+    working: Mapping[Sequence, sitk.Image]
+    reference_image: sitk.Image
+    brain_mask: sitk.Image
+    transforms: Mapping[Sequence, sitk.Transform]
+    report: PreparationReport
+
+    def registered(self) -> dict[Sequence, sitk.Image]:
+        """Every source on the reference's own grid through its transform (not masked)."""
+        return {
+            sequence: onto_grid(image, self.reference_image, self.transforms[sequence])
+            for sequence, image in self.sources.items()
+        }
+
+
+@dataclass(frozen=True)
+class RawSynthesis:
+    """What :func:`synthesize_raw` returns: the synthesized sequence(s) on the reference's grid, and the preparation."""
+
+    outputs: Mapping[Sequence, sitk.Image]
+    prepared: PreparedCase
+
+
+def prepare_sources(
+    images: Mapping[Sequence | str, sitk.Image],
+    reference: Sequence | str,
+    *,
+    kind: TransformKind | str = TransformKind.RIGID,
+    extractor: BrainExtractor | None = None,
+    device: str = "cpu",
+    progress: StageProgress | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> PreparedCase:
+    """Co-register raw sources to the reference, extract the brain, and lay everything on the working grid.
+
+    Args:
+        images: the sources, each on its own grid, keyed by sequence.
+        reference: the sequence whose grid the output takes (a T1-weighted one: the brain is
+            extracted on it).
+        kind: rigid (one session) or affine registration.
+        extractor: the brain extractor (default: deepbet, made only when the reference is not
+            already skull-stripped).
+        device: where the extractor runs.
+        progress: told of each stage's start and end.
+        should_cancel: polled between stages; True aborts with :class:`~cones.inference.SynthesisCancelled`.
+
+    Raises:
+        ValueError: the reference is not among ``images``, no brain is found, or deepbet is missing.
+        RegistrationFailed: a registration failed (the message names the sequence).
+        SynthesisCancelled: ``should_cancel`` returned True.
+    """
+    sources = {parse_sequence(name): image for name, image in images.items()}
+    reference = parse_sequence(reference)
+    if reference not in sources:
+        given = ", ".join(sequence.display_name for sequence in sources)
+        raise ValueError(f"the reference {reference.display_name} is not among the given sequences ({given})")
+    reference_image = sources[reference]
+    report = _Stages(progress, should_cancel)
+
+    with report.stage("extract-brain", 1):
+        stripped = looks_skull_stripped(reference_image)
+        if stripped:
+            mask = brain_mask_of_stripped(reference_image)
+        else:
+            extractor = extractor if extractor is not None else DeepBetExtractor(device=device)
+            mask = extractor.extract(reference_image)
+    others = [sequence for sequence in sources if sequence is not reference]
+    registrations = {}
+    with report.stage("register", len(others)):
+        for done, sequence in enumerate(others, start=1):
+            registrations[sequence] = register(
+                reference_image, sources[sequence], name=sequence.display_name, kind=kind, reference_mask=mask
+            )
+            report.advance("register", done, len(others))
+            report.check_cancel()
+    transforms = {sequence: result.transform for sequence, result in registrations.items()}
+    transforms[reference] = sitk.Transform()
+    grid = working_grid(reference_image, mask)
+    working_mask = onto_grid(mask, grid, labels=True)
+    working = {
+        sequence: sitk.Mask(onto_grid(image, grid, transforms[sequence]), working_mask)
+        for sequence, image in sources.items()
+    }
+    summary = PreparationReport(
+        reference=reference,
+        skull_stripped=stripped,
+        extractor=None if stripped else extractor.name,
+        registrations=registrations,
+        working_size=grid.GetSize(),
+        working_spacing=grid.GetSpacing(),
+        seconds=dict(report.seconds),
+    )
+    return PreparedCase(sources, working, reference_image, mask, transforms, summary)
+
+
+def synthesize_raw(
+    model: LoadedModel,
+    images: Mapping[Sequence | str, sitk.Image],
+    *,
+    reference: Sequence | str | None = None,
+    kind: TransformKind | str = TransformKind.RIGID,
+    extractor: BrainExtractor | None = None,
+    options: SynthesisOptions | None = None,
+    progress: StageProgress | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> RawSynthesis:
+    """Synthesize a model's target(s) from raw clinical scans (the console API of ``cones synthesize --prepare``).
+
+    Args:
+        model: a loaded model.
+        images: the sources as acquired, each on its own grid, keyed by sequence (any known spelling).
+        reference: the sequence whose grid the output takes (default: the model's first source).
+        kind: rigid or affine registration.
+        extractor: the brain extractor (default: deepbet).
+        options: where and how the network runs.
+        progress: told of every stage (:data:`STAGES`) and every synthesized slice.
+        should_cancel: polled between stages and slices.
+
+    Returns:
+        The outputs on the reference's grid (zero outside the brain) and the :class:`PreparedCase`
+        (working-grid sources, brain mask, transforms, report with timings).
+
+    Raises:
+        ValueError, RegistrationFailed, SynthesisCancelled: see :func:`prepare_sources` and
+            :func:`cones.inference.synthesize_images`.
+    """
+    card = model.card
+    available = {parse_sequence(name): image for name, image in images.items()}
+    missing = [sequence.display_name for sequence in card.sources if sequence not in available]
+    if missing:
+        have = ", ".join(sequence.display_name for sequence in available) or "none"
+        raise ValueError(f"the model needs source sequence(s) {', '.join(missing)}; given: {have}")
+    sources = {sequence: available[sequence] for sequence in card.sources}
+    reference = parse_sequence(reference) if reference is not None else card.sources[0]
+    options = options or SynthesisOptions()
+    prepared = prepare_sources(
+        sources,
+        reference,
+        kind=kind,
+        extractor=extractor,
+        device="cuda" if options.device == "cuda" else "cpu",
+        progress=progress,
+        should_cancel=should_cancel,
+    )
+    stages = _Stages(progress, should_cancel)
+    with stages.stage("synthesize", 0):
+        working = synthesize_images(
+            model,
+            prepared.working,
+            options=options,
+            progress=lambda done, total: stages.advance("synthesize", done, total),
+            should_cancel=should_cancel,
+        )
+    outputs = {
+        target: back_to_reference(image, prepared.reference_image, prepared.brain_mask)
+        for target, image in working.items()
+    }
+    report = dataclasses.replace(prepared.report, seconds={**prepared.report.seconds, **stages.seconds})
+    return RawSynthesis(outputs, dataclasses.replace(prepared, report=report))
+
+
+class _Stages:
+    """Progress, cancel checks and timings of the stages."""
+
+    def __init__(self, progress: StageProgress | None, should_cancel: Callable[[], bool] | None) -> None:
+        self._progress, self._should_cancel = progress, should_cancel
+        self.seconds: dict[str, float] = {}
+
+    def stage(self, name: str, total: int) -> _Stage:
+        return _Stage(self, name, total)
+
+    def advance(self, name: str, done: int, total: int) -> None:
+        if self._progress is not None:
+            self._progress(name, done, total)
+
+    def check_cancel(self) -> None:
+        if self._should_cancel is not None and self._should_cancel():
+            raise SynthesisCancelled("cancelled")
+
+
+class _Stage:
+    def __init__(self, stages: _Stages, name: str, total: int) -> None:
+        self.stages, self.name, self.total = stages, name, total
+
+    def __enter__(self) -> _Stage:
+        self.stages.check_cancel()
+        self.stages.advance(self.name, 0, self.total)
+        self.started = time.perf_counter()
+        return self
+
+    def __exit__(self, kind: object, error: object, traceback: object) -> None:
+        self.stages.seconds[self.name] = time.perf_counter() - self.started
+        if error is None:
+            logger.info("%s: %.1f s", self.name, self.stages.seconds[self.name])
+            self.stages.advance(self.name, self.total, self.total)
+            self.stages.check_cancel()

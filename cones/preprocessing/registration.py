@@ -1,0 +1,218 @@
+"""Rigid (or affine) co-registration of one patient's sequences, with a refusal when it fails.
+
+Clinical sequences are separate acquisitions: the patient moves between them, and each has its own
+grid. Resampling them onto one grid without registering lays different anatomy on top of each
+other and yields a plausible wrong synthesis. Within one session the head is a rigid body, so a
+rigid transform (6 parameters) is the right model; an affine one is offered for scanner
+distortions between sessions.
+
+SimpleITK's ``ImageRegistrationMethod`` is used (Mattes mutual information, which compares
+different contrasts; three resolution levels; a fixed sampling seed, so a run repeats exactly).
+Registration starts from the scanner's own coordinates (the identity), because sequences of one
+session are already close there; a result far from that start, or one whose images share little
+information afterwards, is a failure to report, never a result to synthesize from.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+
+import numpy as np
+import SimpleITK as sitk
+
+__all__ = [
+    "MAX_ROTATION_DEG",
+    "MAX_TRANSLATION_MM",
+    "MIN_NORMALIZED_MUTUAL_INFORMATION",
+    "RegistrationFailed",
+    "RegistrationResult",
+    "TransformKind",
+    "normalized_mutual_information",
+    "register",
+]
+
+logger = logging.getLogger(__name__)
+
+MAX_ROTATION_DEG = 30.0
+"""A rigid result rotated further than this from the scanner's coordinates is a failure: patients
+do not turn their head that far between two sequences of one session."""
+MAX_TRANSLATION_MM = 50.0
+"""A result moved further than this (at the brain's centre) from the scanner's coordinates is a failure."""
+MIN_NORMALIZED_MUTUAL_INFORMATION = 1.04
+"""Normalized mutual information (1 = independent, 2 = identical) inside the brain below which the
+registered images are taken as not aligned. Calibrated on real and generated cases: correct
+registrations measured 1.07-1.25, sources misaligned by 20 mm or swapped for another patient 1.00-1.03."""
+
+_SEED = 20240917
+_HISTOGRAM_BINS = 32
+
+
+class TransformKind(StrEnum):
+    """The transform model: rigid within a session, affine across sessions or for distortions."""
+
+    RIGID = "rigid"
+    AFFINE = "affine"
+
+
+class RegistrationFailed(ValueError):
+    """A registration that did not converge to a plausible alignment; the message names the sequence."""
+
+
+@dataclass(frozen=True)
+class RegistrationResult:
+    """A source registered to the reference.
+
+    Attributes:
+        transform: maps points of the reference's physical space to the source's (what
+            ``sitk.Resample(source, reference_grid, transform)`` needs).
+        metric: the final Mattes mutual information (negative; lower is better).
+        normalized_mutual_information: NMI of the reference and the resampled source inside the brain.
+        rotation_deg: rotation angle of the transform's linear part.
+        translation_mm: how far the brain's centre moved.
+        seconds: time taken.
+    """
+
+    transform: sitk.Transform
+    metric: float
+    normalized_mutual_information: float
+    rotation_deg: float
+    translation_mm: float
+    seconds: float
+
+
+def register(
+    reference: sitk.Image,
+    source: sitk.Image,
+    *,
+    name: str,
+    kind: TransformKind | str = TransformKind.RIGID,
+    reference_mask: sitk.Image | None = None,
+) -> RegistrationResult:
+    """Register ``source`` to ``reference`` and check the result.
+
+    Args:
+        reference: the fixed image (the sequence whose grid the output takes).
+        source: the moving image, on a grid of its own.
+        name: the source's name for messages (``"T2"``).
+        kind: rigid (default) or affine.
+        reference_mask: the brain on ``reference``'s grid: the rotation centre, and where the result's
+            normalized mutual information is measured. The optimised metric uses the whole head: on
+            thick slices a brain-only metric measured less robust (real native case: brain overlap
+            0.80 against 0.945 with the whole head).
+
+    Returns:
+        The checked :class:`RegistrationResult`.
+
+    Raises:
+        RegistrationFailed: the result is further than :data:`MAX_ROTATION_DEG` or
+            :data:`MAX_TRANSLATION_MM` from the start, or its normalized mutual information inside the
+            brain is below :data:`MIN_NORMALIZED_MUTUAL_INFORMATION`.
+    """
+    started = time.perf_counter()
+    kind = TransformKind(kind)
+    fixed, moving = sitk.Cast(reference, sitk.sitkFloat32), sitk.Cast(source, sitk.sitkFloat32)
+    centre = _centre(fixed, reference_mask)
+    initial = sitk.Euler3DTransform() if kind is TransformKind.RIGID else sitk.AffineTransform(3)
+    initial.SetCenter(centre)
+
+    method = sitk.ImageRegistrationMethod()
+    method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=_HISTOGRAM_BINS)
+    method.SetMetricSamplingStrategy(method.RANDOM)
+    method.SetMetricSamplingPercentage(0.2, _SEED)
+    method.SetInterpolator(sitk.sitkLinear)
+    method.SetOptimizerAsRegularStepGradientDescent(
+        learningRate=1.0, minStep=1e-3, numberOfIterations=200, relaxationFactor=0.5, gradientMagnitudeTolerance=1e-6
+    )
+    method.SetOptimizerScalesFromPhysicalShift()
+    method.SetShrinkFactorsPerLevel([4, 2, 1])
+    method.SetSmoothingSigmasPerLevel([2.0, 1.0, 0.0])
+    method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
+    method.SetInitialTransform(initial, inPlace=False)
+    transform = method.Execute(fixed, moving)
+
+    rotation, translation = _distance_from_start(transform, centre)
+    nmi = normalized_mutual_information(fixed, sitk.Resample(moving, fixed, transform), reference_mask)
+    result = RegistrationResult(
+        transform, method.GetMetricValue(), nmi, rotation, translation, time.perf_counter() - started
+    )
+    logger.info(
+        "%s registered: rotation %.1f deg, translation %.1f mm, NMI %.3f, %.1f s",
+        name,
+        rotation,
+        translation,
+        nmi,
+        result.seconds,
+    )
+    if rotation > MAX_ROTATION_DEG or translation > MAX_TRANSLATION_MM:
+        raise RegistrationFailed(
+            f"registering {name} failed: the result is {rotation:.0f} degrees and {translation:.0f} mm from the "
+            f"scanner's alignment (at most {MAX_ROTATION_DEG:.0f} degrees and {MAX_TRANSLATION_MM:.0f} mm expected "
+            "within a session); check that it is the same patient and session"
+        )
+    if nmi < MIN_NORMALIZED_MUTUAL_INFORMATION:
+        raise RegistrationFailed(
+            f"registering {name} failed: after registration it shares too little with the reference "
+            f"(normalized mutual information {nmi:.3f} < {MIN_NORMALIZED_MUTUAL_INFORMATION}); check that it is "
+            "the same patient"
+        )
+    return result
+
+
+def normalized_mutual_information(
+    first: sitk.Image, second: sitk.Image, mask: sitk.Image | None = None, bins: int = _HISTOGRAM_BINS
+) -> float:
+    """(H(A) + H(B)) / H(A, B) of two images on one grid: 1 when independent, 2 when one determines the other.
+
+    Unlike Mattes' metric value it does not depend on the images' sizes or the sampling, so one
+    threshold serves every case. Computed inside ``mask`` when given, else where either image is
+    non-zero.
+    """
+    a, b = sitk.GetArrayViewFromImage(first).ravel(), sitk.GetArrayViewFromImage(second).ravel()
+    inside = sitk.GetArrayViewFromImage(mask).ravel() > 0 if mask is not None else (a != 0) | (b != 0)
+    a, b = a[inside], b[inside]
+    if a.size == 0:
+        return 1.0
+    joint, _, _ = np.histogram2d(a, b, bins=bins, range=[_robust_range(a), _robust_range(b)])
+    joint /= joint.sum()
+    return float((_entropy(joint.sum(axis=1)) + _entropy(joint.sum(axis=0))) / _entropy(joint))
+
+
+def _robust_range(values: np.ndarray) -> tuple[float, float]:
+    low, high = np.percentile(values, [0.5, 99.5])
+    return float(low), float(high if high > low else low + 1.0)
+
+
+def _entropy(probabilities: np.ndarray) -> float:
+    p = probabilities[probabilities > 0]
+    return float(-(p * np.log(p)).sum())
+
+
+def _centre(image: sitk.Image, mask: sitk.Image | None) -> tuple[float, float, float]:
+    """The brain's centroid when a mask is given, else the image's centre (the rotation centre)."""
+    if mask is not None:
+        statistics = sitk.LabelShapeStatisticsImageFilter()
+        statistics.Execute(sitk.Cast(mask > 0, sitk.sitkUInt8))
+        if statistics.HasLabel(1):
+            return statistics.GetCentroid(1)
+    size = np.asarray(image.GetSize(), dtype=float)
+    return image.TransformContinuousIndexToPhysicalPoint(tuple((size - 1) / 2))
+
+
+def _distance_from_start(transform: sitk.Transform, centre: tuple[float, float, float]) -> tuple[float, float]:
+    """Rotation angle (degrees) of the linear part and displacement (mm) of ``centre``."""
+    composite = sitk.CompositeTransform(transform)
+    moved = np.asarray(composite.TransformPoint(centre))
+    step = 1.0
+    axes = [
+        (np.asarray(composite.TransformPoint(tuple(np.asarray(centre) + step * unit))) - moved) / step
+        for unit in np.eye(3)
+    ]
+    linear = np.stack(axes, axis=1)
+    u, _, vt = np.linalg.svd(linear)
+    rotation = u @ vt
+    angle = math.degrees(math.acos(float(np.clip((np.trace(rotation) - 1) / 2, -1.0, 1.0))))
+    return angle, float(np.linalg.norm(moved - np.asarray(centre)))
