@@ -1,7 +1,8 @@
-"""Metrics: similarity (PSNR, SSIM, MAE on [0, 1] images), evaluation regions, paired tests, spectra."""
+"""Metrics: similarity on [0, 1] images, own-percentile scores of raw volumes, regions, paired tests, spectra."""
 
 from __future__ import annotations
 
+from cones.metrics.own_scale import MIN_SLICE_BRAIN_VOXELS, normalize_by_own_percentiles, own_scale_scores
 from cones.metrics.regions import Metric, Region, bounding_box_mask, evaluation_regions, region_scores
 from cones.metrics.similarity import SSIM_WINDOW, check_pair, mean_absolute_error, psnr, rescale_pair, ssim, ssim_map
 from cones.metrics.spectrum import (
@@ -15,6 +16,7 @@ from cones.metrics.statistics import WilcoxonResult, mean_and_std, wilcoxon_sign
 
 __all__ = [
     "HIGH_FREQUENCY",
+    "MIN_SLICE_BRAIN_VOXELS",
     "SSIM_WINDOW",
     "Metric",
     "Region",
@@ -25,6 +27,8 @@ __all__ = [
     "evaluation_regions",
     "mean_absolute_error",
     "mean_and_std",
+    "normalize_by_own_percentiles",
+    "own_scale_scores",
     "profile_distance",
     "profile_frequencies",
     "psnr",
