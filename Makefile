@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
 	$(PYTHON) -m pip install --quiet torch==2.13.0
-	$(PYTHON) -m pip install --quiet -e ".[dev,sample,slicer,onnx]" torch==2.13.0
+	$(PYTHON) -m pip install --quiet -e ".[dev,sample,slicer,onnx,prepare]" torch==2.13.0
 	$(NNUNET_WITHOUT_TIMM)
 	touch $@
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import qt
 import slicer
 import vtk
-from CoNeSSynthesisLib import dependencies, location, testing
+from CoNeSSynthesisLib import dependencies, location, testing, volumes
 from CoNeSSynthesisLib.jobs import Device, JobStatus, Progress, pythonInterpreter
 from CoNeSSynthesisLib.synthesis import SynthesisJob, prepareSynthesis, readModelCard
 from slicer import vtkMRMLScalarVolumeNode
@@ -112,6 +112,9 @@ class CoNeSSynthesisParameterNode:
     outputVolume - the volume to replace with the result; None adds "<case> <target> (synthesized)".
     device - where the network runs: automatic (CUDA if available), CPU or CUDA.
     allowResampling - resample sources on other grids onto the first source instead of refusing them.
+    prepareRawScans - co-register the sources to the first one and extract the brain before synthesis
+        (raw clinical scans); turned on when the chosen volumes are on different grids or not skull-stripped.
+    addPreparedInputs - with prepareRawScans, also add the brain mask and the registered sources to the scene.
     segmentAfterSynthesis - segment the tumour after synthesis with the segmentation model.
     segmentationModelPath - the segmentation model: a file, or an nnU-Net folder.
 
@@ -128,6 +131,8 @@ class CoNeSSynthesisParameterNode:
     outputVolume: vtkMRMLScalarVolumeNode
     device: Device = Device.AUTO
     allowResampling: bool = False
+    prepareRawScans: bool = False
+    addPreparedInputs: bool = False
     segmentAfterSynthesis: bool = False
     segmentationModelPath: Path
 
@@ -150,6 +155,7 @@ class CoNeSSynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._shownModelPath = None
         self._modelSources = ()
         self._needsDependencies = False
+        self._suggestedFor = None
 
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
@@ -206,7 +212,17 @@ class CoNeSSynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _onParameterNodeModified(self, caller=None, event=None):
         if self._parameterNode.modelPath != self._shownModelPath:
             self._showModel(self._parameterNode.modelPath)
+        self._suggestPreparation()
         self._updateButtons()
+
+    def _suggestPreparation(self):
+        """Turn "Prepare raw scans" on or off when the chosen volumes change (the user may still change it)."""
+        chosen = {sequence: sourceVolumes(self._parameterNode).get(sequence.value) for sequence in self._modelSources}
+        key = tuple(node.GetID() if node is not None else None for node in chosen.values())
+        if key == self._suggestedFor or not all(chosen.values()):
+            return
+        self._suggestedFor = key
+        self._parameterNode.prepareRawScans = self.logic.needsPreparation(chosen)
 
     def _showModel(self, modelPath):
         """Label and show one volume selector per source of the model, as its card lists them."""
@@ -236,9 +252,9 @@ class CoNeSSynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _updateButtons(self):
         """Apply needs a readable model and its sources, or is the way to install PyTorch; Cancel is always on."""
         running = self._job is not None
-        volumes = sourceVolumes(self._parameterNode) if self._parameterNode else {}
+        chosen = sourceVolumes(self._parameterNode) if self._parameterNode else {}
         ready = self._needsDependencies or (
-            bool(self._modelSources) and all(volumes.get(sequence.value) for sequence in self._modelSources)
+            bool(self._modelSources) and all(chosen.get(sequence.value) for sequence in self._modelSources)
         )
         self.ui.applyButton.text = _("Cancel") if running else _("Apply")
         self.ui.applyButton.enabled = running or (self._parameterNode is not None and ready)
@@ -263,6 +279,8 @@ class CoNeSSynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 device=parameters.device,
                 allowResampling=parameters.allowResampling,
                 segmentationModelPath=parameters.segmentationModelPath if parameters.segmentAfterSynthesis else None,
+                prepare=parameters.prepareRawScans,
+                addPreparedInputs=parameters.prepareRawScans and parameters.addPreparedInputs,
                 wait=False,
                 onProgress=self._onProgress,
                 onDone=self._onDone,
@@ -280,16 +298,20 @@ class CoNeSSynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.statusLabel.text = _("Segmenting the tumour...")
             return
         self.ui.progressBar.value = round(100 * progress.fraction)
-        self.ui.statusLabel.text = _("Synthesizing: {done} of {total} slices").format(
-            done=progress.done, total=progress.total
-        )
+        messages = {
+            "extract-brain": _("Extracting the brain..."),
+            "register": _("Co-registering: {done} of {total} sequences"),
+        }
+        template = messages.get(progress.stage, _("Synthesizing: {done} of {total} slices"))
+        self.ui.statusLabel.text = template.format(done=progress.done, total=progress.total)
 
     def _onDone(self, job: SynthesisJob):
         self._job = None
         self._updateButtons()
         if job.status is JobStatus.SUCCEEDED:
             self.ui.progressBar.value = 100
-            made = [node.GetName() for node in (job.outputNode, job.segmentationNode) if node is not None]
+            nodes = (job.outputNode, job.segmentationNode, job.brainMaskNode, *job.registeredNodes.values())
+            made = [node.GetName() for node in nodes if node is not None]
             self.ui.statusLabel.text = _("Done: {names}").format(names=", ".join(made))
             slicer.util.setSliceViewerLayers(background=job.outputNode, fit=True)
         elif job.status is JobStatus.CANCELLED:
@@ -326,6 +348,10 @@ class CoNeSSynthesisLogic(ScriptedLoadableModuleLogic):
         """The card of a model file: its sources in channel order and its target. Raises ValueError if refused."""
         return readModelCard(modelPath)
 
+    def needsPreparation(self, sourceVolumes):
+        """Whether the volumes (keyed by sequence) look like raw scans: different grids, or not skull-stripped."""
+        return volumes.needsPreparation(sourceVolumes)
+
     def synthesize(
         self,
         modelPath,
@@ -334,6 +360,8 @@ class CoNeSSynthesisLogic(ScriptedLoadableModuleLogic):
         device=Device.AUTO,
         allowResampling=False,
         segmentationModelPath=None,
+        prepare=False,
+        addPreparedInputs=False,
         wait=True,
         onProgress=None,
         onDone=None,
@@ -350,6 +378,11 @@ class CoNeSSynthesisLogic(ScriptedLoadableModuleLogic):
             segmentationModelPath: segment the tumour after synthesis with this model (a ``cones train-seg``
                 file, a TorchScript or ONNX file with its ``.json`` sidecar, or an nnU-Net folder); the result
                 is a segmentation node with NCR, ED and ET segments referencing the first source.
+            prepare: raw scans (each sequence its own acquisition, skull on): co-register the sources to the
+                first one and extract the brain (deepbet) before synthesis; the output is on the first source's
+                grid, zero outside the brain. Implies resampling.
+            addPreparedInputs: with ``prepare``, also add the brain mask (a segmentation, ``job.brainMaskNode``)
+                and the registered sources (volumes, ``job.registeredNodes``).
             wait: True runs to the end and returns the output node, or ``(output node, segmentation node)``
                 with ``segmentationModelPath`` (scripts); False returns the running
                 :class:`~CoNeSSynthesisLib.synthesis.SynthesisJob` at once (GUI), which has ``cancel()``
@@ -363,7 +396,16 @@ class CoNeSSynthesisLogic(ScriptedLoadableModuleLogic):
             RuntimeError: the synthesis failed or (``wait=True``) was cancelled.
         """
         self.ensureDependencies()
-        request = prepareSynthesis(modelPath, sourceVolumes, outputNode, device, allowResampling, segmentationModelPath)
+        request = prepareSynthesis(
+            modelPath,
+            sourceVolumes,
+            outputNode,
+            device,
+            allowResampling,
+            segmentationModelPath,
+            prepare=prepare,
+            addPreparedInputs=addPreparedInputs,
+        )
         job = SynthesisJob(
             slicer.mrmlScene, request, workDirectory(), pythonInterpreter(), onProgress=onProgress, onDone=onDone
         )

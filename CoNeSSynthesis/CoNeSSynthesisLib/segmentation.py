@@ -25,7 +25,10 @@ if TYPE_CHECKING:
     from cones.segmentation.labels import LabelSet
 
 __all__ = [
+    "BRAIN_COLOR",
     "SEGMENT_COLORS",
+    "addBrainMaskSegmentation",
+    "addSegmentation",
     "addTumourSegmentation",
     "readSegmentationInfo",
     "registerSegmentationConverters",
@@ -35,6 +38,8 @@ __all__ = [
 SEGMENT_COLORS = {"NCR": (1.0, 0.0, 0.0), "ED": (0.0, 0.8, 0.0), "ET": (1.0, 0.9, 0.0)}
 """RGB of each BraTS class as BraTS figures draw them: necrosis red, oedema green, enhancing tumour yellow."""
 _OTHER_COLOR = (0.5, 0.5, 0.5)
+BRAIN_COLOR = (0.55, 0.7, 1.0)
+"""A light blue that stays readable over grey-scale anatomy and apart from the tumour colours."""
 
 
 def readSegmentationInfo(modelPath: str | Path) -> SegmentationInfo:
@@ -111,20 +116,52 @@ def addTumourSegmentation(
         RuntimeError: Slicer could not import the label map (nothing is left in the scene then).
     """
     array = _checkLabelMap(labelImage, labels, referenceNode)
-    registerSegmentationConverters()
     # The import maps label value i (1..N) to the i-th listed segment, so classes get consecutive values.
     consecutive = np.zeros(array.shape, dtype=np.uint8)
     for index, value in enumerate(labels.values[1:], start=1):
         consecutive[array == value] = index
-    segmentationNode = scene.AddNewNodeByClass(
-        "vtkMRMLSegmentationNode", scene.GenerateUniqueName(name or tumourSegmentationName(referenceNode))
-    )
+    segments = [(className, SEGMENT_COLORS.get(className, _OTHER_COLOR)) for className in labels.names[1:]]
+    return addSegmentation(scene, consecutive, segments, referenceNode, name or tumourSegmentationName(referenceNode))
+
+
+def addBrainMaskSegmentation(
+    scene: vtkMRMLScene, maskImage: sitk.Image, referenceNode: vtkMRMLScalarVolumeNode
+) -> vtkMRMLSegmentationNode:
+    """Add a brain mask (on the reference's grid) as a segmentation node ``"<case> brain mask"`` with a "Brain" segment.
+
+    Raises:
+        ValueError: the mask is not on the reference's grid.
+        RuntimeError: Slicer could not import it.
+    """
+    from cones.data import grid_difference
+
+    difference = grid_difference(maskImage, volumes.gridOf(referenceNode))
+    if difference is not None:
+        raise ValueError(f"the brain mask is not on the grid of {volumes.volumeLabel(referenceNode)}: {difference}")
+    array = (sitk.GetArrayFromImage(maskImage) > 0).astype(np.uint8)
+    name = f"{volumes.caseName(referenceNode.GetName())} brain mask"
+    return addSegmentation(scene, array, [("Brain", BRAIN_COLOR)], referenceNode, name)
+
+
+def addSegmentation(
+    scene: vtkMRMLScene,
+    consecutive: np.ndarray,
+    segments: list[tuple[str, tuple[float, float, float]]],
+    referenceNode: vtkMRMLScalarVolumeNode,
+    name: str,
+) -> vtkMRMLSegmentationNode:
+    """Add a label array whose value i (1..N) is the i-th of ``segments`` (name, colour) as a segmentation node.
+
+    Raises:
+        RuntimeError: Slicer could not import the label map (nothing is left in the scene then).
+    """
+    registerSegmentationConverters()
+    segmentationNode = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", scene.GenerateUniqueName(name))
     segmentationNode.SetReferenceImageGeometryParameterFromVolumeNode(referenceNode)
     segmentationNode.SetAndObserveTransformNodeID(referenceNode.GetTransformNodeID())
     segmentIds = vtk.vtkStringArray()
-    for className in labels.names[1:]:
-        color = SEGMENT_COLORS.get(className, _OTHER_COLOR)
-        segmentIds.InsertNextValue(segmentationNode.GetSegmentation().AddEmptySegment(className, className, color))
+    for segmentName, color in segments:
+        segmentIds.InsertNextValue(segmentationNode.GetSegmentation().AddEmptySegment(segmentName, segmentName, color))
     labelmapNode = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode")
     try:
         matrix = vtk.vtkMatrix4x4()

@@ -54,6 +54,8 @@ logger = logging.getLogger(__name__)
 
 OUTPUT_FILE_NAME = "synthesized.nrrd"
 SEGMENTATION_FILE_NAME = "segmentation.nrrd"
+BRAIN_MASK_FILE_NAME = "brain_mask.nrrd"
+PREPARED_FOLDER_NAME = "prepared"
 
 
 def readModelCard(modelPath: str | Path) -> ModelCard:
@@ -91,6 +93,10 @@ class SynthesisRequest:
         device: where the network runs.
         allowResampling: resample sources on other grids onto the reference instead of refusing them.
         segmentation: the segmentation model to run after synthesis, or ``None``.
+        prepare: raw scans: co-register the sources to the reference and extract the brain first
+            (``cones synthesize --prepare``); implies resampling.
+        addPreparedInputs: with ``prepare``, also add the brain mask (a segmentation) and the
+            registered sources (new volumes) to the scene.
     """
 
     modelPath: Path
@@ -100,6 +106,8 @@ class SynthesisRequest:
     device: Device = Device.AUTO
     allowResampling: bool = False
     segmentation: SegmentationInfo | None = None
+    prepare: bool = False
+    addPreparedInputs: bool = False
 
     @property
     def referenceNode(self) -> vtkMRMLScalarVolumeNode:
@@ -114,6 +122,8 @@ def prepareSynthesis(
     device: Device | str = Device.AUTO,
     allowResampling: bool = False,
     segmentationModelPath: str | Path | None = None,
+    prepare: bool = False,
+    addPreparedInputs: bool = False,
 ) -> SynthesisRequest:
     """Check a request against the model's card and the scene, before any process starts.
 
@@ -126,11 +136,14 @@ def prepareSynthesis(
         segmentationModelPath: segment the tumour after synthesis with this model (a ``cones train-seg``
             file, a TorchScript or ONNX file with its sidecar, or an nnU-Net folder); it gets the
             model's sources and the synthesized sequence.
+        prepare: raw scans on grids of their own: co-register and extract the brain before synthesis.
+        addPreparedInputs: with ``prepare``, also add the brain mask and the registered sources.
 
     Raises:
         ValueError: the model file is refused or synthesizes several sequences, a source is missing
             or unusable, the output is a source, the sources are under different transforms, or
-            (without ``allowResampling``) on different grids; the segmentation model is refused or
+            (without ``allowResampling`` or ``prepare``) on different grids, ``addPreparedInputs``
+            without ``prepare``; the segmentation model is refused or
             needs a sequence that is neither a source nor synthesized. Each message names the volumes.
     """
     card = readModelCard(modelPath)
@@ -140,7 +153,9 @@ def prepareSynthesis(
     sources = volumes.matchSourceVolumes(card.sources, sourceVolumes)
     volumes.checkOutputVolume(outputNode, sources)
     volumes.checkSameTransform(sources)
-    if not allowResampling:
+    if addPreparedInputs and not prepare:
+        raise ValueError("the brain mask and registered sources come from preparing raw scans; turn preparation on")
+    if not (allowResampling or prepare):
         volumes.checkSameGrid(sources)
     info = None
     if segmentationModelPath is not None:
@@ -149,8 +164,9 @@ def prepareSynthesis(
         info = segmentation.readSegmentationInfo(segmentationModelPath)
         check_segmentation_inputs(info, given=sources, synthesized=card.targets)
     return SynthesisRequest(
-        Path(modelPath), sources, card.targets[0], outputNode, Device(device), allowResampling, info
-    )
+        Path(modelPath), sources, card.targets[0], outputNode, Device(device), allowResampling, info, prepare,
+        addPreparedInputs,
+    )  # fmt: skip
 
 
 def _writeSources(sources: Mapping[Sequence, vtkMRMLScalarVolumeNode], folder: Path) -> dict[Sequence, Path]:
@@ -174,6 +190,14 @@ def _command(
     ]  # fmt: skip
     if request.allowResampling:
         arguments.append("--resample")
+    if request.prepare:
+        arguments.append("--prepare")
+    if request.addPreparedInputs:
+        folder = output.parent
+        arguments += [
+            "--brain-mask-output", str(folder / BRAIN_MASK_FILE_NAME),
+            "--prepared-output-dir", str(folder / PREPARED_FOLDER_NAME),
+        ]  # fmt: skip
     if request.segmentation is not None:
         arguments += ["--segment", str(request.segmentation.source), "--segmentation-output", str(segmentationOutput)]
     return conesCommand(python, arguments)
@@ -210,6 +234,8 @@ class SynthesisJob:
         self.scene, self.request = scene, request
         self.outputNode: vtkMRMLScalarVolumeNode | None = None
         self.segmentationNode: vtkMRMLSegmentationNode | None = None
+        self.brainMaskNode: vtkMRMLSegmentationNode | None = None
+        self.registeredNodes: dict[Sequence, vtkMRMLScalarVolumeNode] = {}
         self.outputPath = workDirectory / OUTPUT_FILE_NAME
         self.segmentationPath = workDirectory / SEGMENTATION_FILE_NAME
         self._loadError: str | None = None
@@ -275,11 +301,24 @@ class SynthesisJob:
         """
         image = _readResult(self.outputPath, "the synthesized volume")
         reference = self.request.referenceNode
+        folder = self.outputPath.parent
+        labels = brainMask = None
+        registered = {}
         if self.request.segmentation is not None:
             labels = _readResult(self.segmentationPath, "the tumour label map")
+        if self.request.addPreparedInputs:
+            brainMask = _readResult(folder / BRAIN_MASK_FILE_NAME, "the brain mask")
+            for sequence in list(self.request.sources)[1:]:
+                path = folder / PREPARED_FOLDER_NAME / f"{sequence.value}_registered.nii.gz"
+                registered[sequence] = _readResult(path, f"the registered {sequence.display_name}")
+        if labels is not None:
             self.segmentationNode = segmentation.addTumourSegmentation(
                 self.scene, labels, self.request.segmentation.labels, reference
             )
+        if brainMask is not None:
+            self.brainMaskNode = segmentation.addBrainMaskSegmentation(self.scene, brainMask, reference)
+        for sequence, moved in registered.items():
+            self.registeredNodes[sequence] = volumes.addRegisteredVolume(self.scene, moved, reference, sequence)
         self.outputNode = volumes.writeSynthesizedVolume(
             self.scene, image, reference, self.request.target, self.request.outputNode
         )

@@ -21,6 +21,7 @@ from slicer import vtkMRMLScalarVolumeNode, vtkMRMLScene
 from cones.sequences import Sequence, parse_sequence
 
 __all__ = [
+    "addRegisteredVolume",
     "caseName",
     "checkOutputVolume",
     "checkSameGrid",
@@ -28,6 +29,7 @@ __all__ = [
     "gridOf",
     "imageFromVolume",
     "matchSourceVolumes",
+    "needsPreparation",
     "synthesizedVolumeName",
     "updateVolumeFromImage",
     "volumeLabel",
@@ -234,6 +236,35 @@ def _volumeNodes(scene: vtkMRMLScene) -> list[vtkMRMLScalarVolumeNode]:
         scene.GetNthNodeByClass(index, "vtkMRMLScalarVolumeNode")
         for index in range(scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode"))
     ]
+
+
+def addRegisteredVolume(
+    scene: vtkMRMLScene, image: sitk.Image, referenceNode: vtkMRMLScalarVolumeNode, sequence: Sequence
+) -> vtkMRMLScalarVolumeNode:
+    """Add a source registered onto the reference's grid as a new volume ``"<case> <sequence> (registered)"``."""
+    name = scene.GenerateUniqueName(f"{caseName(referenceNode.GetName())} {sequence.display_name} (registered)".strip())
+    node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
+    updateVolumeFromImage(node, image)
+    node.SetAndObserveTransformNodeID(referenceNode.GetTransformNodeID())
+    node.CreateDefaultDisplayNodes()
+    return node
+
+
+def needsPreparation(sources: Mapping[Sequence, vtkMRMLScalarVolumeNode]) -> bool:
+    """Whether the chosen volumes look like raw scans: on different grids, or a head that is not skull-stripped.
+
+    The panel turns "Prepare raw scans" on when this holds, so the usual case needs no thought.
+    """
+    from cones.data import grid_difference
+    from cones.preprocessing.brain_extraction import looks_skull_stripped
+
+    nodes = [node for node in sources.values() if node is not None and node.GetImageData() is not None]
+    if not nodes:
+        return False
+    referenceGrid = gridOf(nodes[0])
+    if any(grid_difference(gridOf(node), referenceGrid) is not None for node in nodes[1:]):
+        return True
+    return not all(looks_skull_stripped(imageFromVolume(node)) for node in nodes)
 
 
 def writeSynthesizedVolume(

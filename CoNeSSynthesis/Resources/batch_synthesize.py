@@ -56,6 +56,11 @@ def parseArguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--output", required=True, help="the file to write (.nrrd, .nii.gz, .nii, .mha ...)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     parser.add_argument("--resample", action="store_true", help="resample sources onto the first source's grid")
+    parser.add_argument(
+        "--prepare",
+        action="store_true",
+        help="raw scans: co-register the sources to the first one and extract the brain before synthesis",
+    )
     parser.add_argument("--device", default=Device.AUTO.value, choices=[device.value for device in Device])
     parser.add_argument("--segment", metavar="SEGMODEL", help="then segment the tumour with this segmentation model")
     parser.add_argument(
@@ -122,6 +127,10 @@ def saveNode(
 def printProgress(progress: Progress) -> None:
     if progress.stage == SEGMENTATION_STAGE:
         print("segmenting the tumour", flush=True)
+    elif progress.stage == "extract-brain":
+        print("extracting the brain" if progress.done == 0 else "brain extracted", flush=True)
+    elif progress.stage == "register":
+        print(f"co-registered {progress.done} of {progress.total} sequences", flush=True)
     else:
         print(f"synthesized {progress.done} of {progress.total} slices", flush=True)
 
@@ -147,6 +156,7 @@ def synthesize(arguments: argparse.Namespace) -> Path:
         device=arguments.device,
         allowResampling=arguments.resample,
         segmentationModelPath=arguments.segment,
+        prepare=arguments.prepare,
     )
     with tempfile.TemporaryDirectory(prefix="cones-batch-") as work:
         workDirectory = Path(work) / "job"

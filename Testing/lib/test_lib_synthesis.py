@@ -192,3 +192,49 @@ def test_a_work_folder_is_removed_when_writing_the_inputs_fails(scene, case, tin
     with pytest.raises(ValueError, match="'CASE-001_t2' has no voxels"):
         SynthesisJob(scene, request, work, sys.executable)
     assert not work.exists()
+
+
+def test_prepared_raw_sources_add_the_output_the_brain_mask_and_the_registered_sources(
+    scene, tinyModel: Path, tmp_path: Path
+) -> None:
+    """Sources on grids of their own, one of them moved: prepare registers them; without it they are refused."""
+    case = testing.addSyntheticCase(scene, "RAW-001", shape=(48, 80, 72))
+    flair = case[Sequence.FLAIR]
+    moved = testing.OBLIQUE_LEFT_HANDED_IJK_TO_RAS.copy()
+    moved[:3, 3] += (3.0, -2.0, 2.5)  # the head elsewhere in the scanner, so on a grid of its own
+    flair.SetIJKToRASMatrix(slicer.util.vtkMatrixFromArray(moved))
+    with pytest.raises(ValueError, match="grid"):
+        prepareSynthesis(tinyModel, sourceVolumes(case), device="cpu")
+    with pytest.raises(ValueError, match="turn preparation on"):
+        prepareSynthesis(tinyModel, sourceVolumes(case), device="cpu", addPreparedInputs=True)
+
+    request = prepareSynthesis(tinyModel, sourceVolumes(case), device="cpu", prepare=True, addPreparedInputs=True)
+    progress = []
+    job = SynthesisJob(scene, request, workFolder(tmp_path), sys.executable, onProgress=progress.append)
+    output = job.run()
+    job.raiseForStatus()
+    t1 = case[Sequence.T1]
+    np.testing.assert_allclose(ijkToRas(output), ijkToRas(t1), atol=1e-5)
+    assert {item.stage for item in progress} >= {"extract-brain", "register", "synthesize"}
+    assert job.brainMaskNode.GetName() == "RAW-001 brain mask"
+    assert job.brainMaskNode.GetSegmentation().GetSegmentIdBySegmentName("Brain") == "Brain"
+    assert set(job.registeredNodes) == {Sequence.T2, Sequence.FLAIR}
+    registeredFlair = job.registeredNodes[Sequence.FLAIR]
+    assert registeredFlair.GetName() == "RAW-001 FLAIR (registered)"
+    np.testing.assert_allclose(ijkToRas(registeredFlair), ijkToRas(t1), atol=1e-5)
+    flairOnT1 = slicer.util.arrayFromVolume(registeredFlair)
+    np.testing.assert_allclose(ijkToRas(flair), moved, atol=1e-5, err_msg="the source itself is untouched")
+    assert flairOnT1.shape == slicer.util.arrayFromVolume(t1).shape
+    assert np.corrcoef((flairOnT1 > 0).ravel(), (slicer.util.arrayFromVolume(t1) > 0).ravel())[0, 1] > 0.9
+
+
+def test_needsPreparation_tells_raw_scans_from_prepared_ones(scene) -> None:
+    from CoNeSSynthesisLib import volumes
+
+    case = testing.addSyntheticCase(scene, "BRAIN-001", shape=(48, 80, 72))
+    sources = {sequence: case[sequence] for sequence in SOURCES}
+    assert not volumes.needsPreparation(sources)
+    noisy = slicer.util.arrayFromVolume(case[Sequence.T2])
+    noisy += 5.0  # air is never exactly 0 on a raw scan
+    slicer.util.arrayFromVolumeModified(case[Sequence.T2])
+    assert volumes.needsPreparation(sources)
