@@ -7,7 +7,8 @@ rigid transform (6 parameters) is the right model; an affine one is offered for 
 distortions between sessions.
 
 SimpleITK's ``ImageRegistrationMethod`` is used (Mattes mutual information, which compares
-different contrasts; three resolution levels; a fixed sampling seed, so a run repeats exactly).
+different contrasts; three resolution levels; a fixed sampling seed, so a run repeats itself up to
+the rounding of multi-threaded sums).
 Registration starts from the scanner's own coordinates (the identity), because sequences of one
 session are already close there; a result far from that start, or one whose images share little
 information afterwards, is a failure to report, never a result to synthesize from.

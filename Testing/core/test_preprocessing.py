@@ -1,0 +1,152 @@
+"""cones.preprocessing on generated phantoms: registration, the stripped-input check, the working grid, cancel."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from synthetic_cases import case_images
+
+from cones.inference import SynthesisCancelled
+from cones.preprocessing import (
+    RegistrationFailed,
+    brain_mask_of_stripped,
+    looks_skull_stripped,
+    normalized_mutual_information,
+    prepare_sources,
+    register,
+    working_grid,
+)
+from cones.sequences import Sequence
+
+SHAPE = (40, 80, 72)
+
+
+@pytest.fixture(scope="module")
+def phantom() -> dict[str, sitk.Image]:
+    """A skull-stripped phantom case of a small brain's volume (about 190 cm3) on a 1.2 x 1.2 x 2 mm grid."""
+    return case_images(SHAPE, seed=3, spacing=(1.2, 1.2, 2.0))
+
+
+def moved(image: sitk.Image, degrees: tuple[float, float, float], shift: tuple[float, float, float], spacing=None):
+    """``image`` after a known head motion, on a grid of its own; and the motion registration must recover."""
+    motion = sitk.Euler3DTransform()
+    motion.SetCenter(image.TransformContinuousIndexToPhysicalPoint([n / 2 for n in image.GetSize()]))
+    motion.SetRotation(*np.radians(degrees))
+    motion.SetTranslation(shift)
+    spacing = spacing or image.GetSpacing()
+    size = [round(n * s / t) for n, s, t in zip(image.GetSize(), image.GetSpacing(), spacing, strict=True)]
+    grid = sitk.Image(size, sitk.sitkFloat32)
+    grid.SetSpacing(spacing)
+    grid.SetOrigin(image.GetOrigin())
+    grid.SetDirection(image.GetDirection())
+    return sitk.Resample(image, grid, motion, sitk.sitkLinear, 0.0, sitk.sitkFloat32), motion.GetInverse()
+
+
+def brain_points(image: sitk.Image, step: int = 6) -> list[tuple[float, float, float]]:
+    voxels = sitk.GetArrayViewFromImage(image)
+    return [
+        image.TransformIndexToPhysicalPoint([int(i) for i in index[::-1]])
+        for index in np.argwhere(voxels[::step, ::step, ::step] > 0) * step
+    ]
+
+
+def test_registration_recovers_a_known_motion_within_1_mm_and_1_degree(phantom) -> None:
+    t2, truth = moved(phantom["t2"], (6.0, -4.0, 5.0), (5.0, -4.0, 3.0), spacing=(1.2, 1.2, 3.0))
+    result = register(phantom["t1"], t2, name="T2", reference_mask=brain_mask_of_stripped(phantom["t1"]))
+    errors = [
+        np.linalg.norm(np.subtract(result.transform.TransformPoint(p), truth.TransformPoint(p)))
+        for p in brain_points(phantom["t1"])
+    ]
+    assert max(errors) < 1.0, max(errors)
+    true_angle = np.degrees(np.arccos((np.trace(np.reshape(truth.GetMatrix(), (3, 3))) - 1) / 2))
+    assert abs(result.rotation_deg - true_angle) < 1.0
+    assert result.normalized_mutual_information > 1.1
+
+
+def test_registration_repeats_itself(phantom) -> None:
+    """A fixed sampling seed: two runs agree up to the rounding of multi-threaded sums."""
+    t2, _ = moved(phantom["t2"], (3.0, 0.0, -2.0), (2.0, 1.0, 0.0))
+    first = register(phantom["t1"], t2, name="T2").transform.GetParameters()
+    np.testing.assert_allclose(register(phantom["t1"], t2, name="T2").transform.GetParameters(), first, atol=1e-9)
+
+
+def test_a_registration_that_finds_no_alignment_is_refused_naming_the_sequence(phantom) -> None:
+    rng = np.random.default_rng(0)
+    unrelated = sitk.GetImageFromArray(rng.gamma(2.0, 100.0, SHAPE).astype(np.float32))
+    unrelated.CopyInformation(phantom["t2"])
+    with pytest.raises(RegistrationFailed, match=r"registering FLAIR failed.*normalized mutual information"):
+        register(phantom["t1"], unrelated, name="FLAIR", reference_mask=brain_mask_of_stripped(phantom["t1"]))
+
+
+def test_normalized_mutual_information_is_1_for_independent_and_high_for_related_images(phantom) -> None:
+    t1 = phantom["t1"]
+    assert normalized_mutual_information(t1, t1) > 1.5
+    shuffled = sitk.GetArrayFromImage(t1).ravel().copy()
+    np.random.default_rng(0).shuffle(shuffled)
+    noise = sitk.GetImageFromArray(shuffled.reshape(SHAPE))
+    noise.CopyInformation(t1)
+    assert normalized_mutual_information(t1, noise, brain_mask_of_stripped(t1)) < 1.01
+
+
+def test_stripped_inputs_are_recognised_and_raw_ones_are_not(phantom) -> None:
+    t1 = phantom["t1"]
+    assert looks_skull_stripped(t1)
+    noisy = t1 + 3.0 * sitk.Cast(sitk.AdditiveGaussianNoise(t1 * 0, 1.0, 0.0, 1) > 0, sitk.sitkFloat32) + 1.0
+    assert not looks_skull_stripped(noisy), "a raw scan's air is not exactly 0"
+    tiny = sitk.Image(t1)
+    tiny.SetSpacing((0.2, 0.2, 0.2))
+    assert not looks_skull_stripped(tiny), "a foreground far smaller than a brain is no stripped brain"
+    mask = sitk.GetArrayFromImage(brain_mask_of_stripped(t1))
+    assert set(np.unique(mask)) == {0, 1} and mask.sum() >= np.count_nonzero(sitk.GetArrayViewFromImage(t1))
+
+
+def test_working_grid_keeps_thick_slices_and_centres_the_brain(phantom) -> None:
+    thick, _ = moved(phantom["t1"], (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), spacing=(0.9, 0.9, 5.5))
+    mask = brain_mask_of_stripped(thick)
+    grid = working_grid(thick, mask)
+    assert grid.GetSize() == (240, 240, thick.GetSize()[2]), "thick slices are kept, not interpolated"
+    assert grid.GetSpacing() == pytest.approx((1.0, 1.0, 5.5), abs=1e-4)
+    centre = sitk.LabelShapeStatisticsImageFilter()
+    centre.Execute(mask)
+    index = grid.TransformPhysicalPointToContinuousIndex(centre.GetCentroid(1))
+    assert index[:2] == pytest.approx((119.5, 119.5), abs=0.01)
+    slice_positions = [thick.TransformIndexToPhysicalPoint((0, 0, k))[2] for k in range(thick.GetSize()[2])]
+    grid_positions = [
+        grid.TransformContinuousIndexToPhysicalPoint((*index[:2], k))[2] for k in range(grid.GetSize()[2])
+    ]
+    np.testing.assert_allclose(
+        np.sort(grid_positions), np.sort(slice_positions), atol=1e-3, err_msg="the same axial slices"
+    )
+
+
+def test_working_grid_reslices_a_sagittal_volume_axially(phantom) -> None:
+    sagittal = sitk.PermuteAxes(phantom["t1"], [2, 0, 1])  # voxel axes x, y, z now run S, L, P
+    code = sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(sagittal.GetDirection())
+    assert code[0] in "SI", "the test volume's first voxel axis is superior-inferior"
+    grid = working_grid(sagittal, brain_mask_of_stripped(sagittal))
+    assert sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(grid.GetDirection()) == "LPS"
+    assert grid.GetSpacing()[2] == pytest.approx(phantom["t1"].GetSpacing()[2])
+
+
+def test_a_1_mm_reference_is_its_own_working_grid() -> None:
+    t1 = case_images(SHAPE, seed=3, spacing=(1.0, 1.0, 1.5))["t1"]
+    grid = working_grid(t1, brain_mask_of_stripped(t1))
+    offset = np.asarray(t1.TransformPhysicalPointToContinuousIndex(grid.GetOrigin()))
+    np.testing.assert_allclose(offset, np.round(offset), atol=1e-6, err_msg="grid voxels are the reference's voxels")
+
+
+def test_prepare_can_be_cancelled_in_every_stage(phantom) -> None:
+    images = {"t1": phantom["t1"], "t2": moved(phantom["t2"], (2.0, 0.0, 0.0), (1.0, 0.0, 0.0))[0]}
+    for stage in ("extract-brain", "register"):
+        seen: list[str] = []
+
+        def cancel_in(stage=stage, seen=seen) -> bool:
+            return stage in seen
+
+        with pytest.raises(SynthesisCancelled):
+            prepare_sources(
+                images, "t1", progress=lambda name, done, total, seen=seen: seen.append(name), should_cancel=cancel_in
+            )
+    prepared = prepare_sources(images, Sequence.T1)
+    assert prepared.report.skull_stripped and set(prepared.working) == {Sequence.T1, Sequence.T2}
