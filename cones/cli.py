@@ -210,8 +210,20 @@ def _sample_data(args: argparse.Namespace) -> None:
     from cones.sample_data import SampleDataConfig, write_sample_dataset
 
     config = SampleDataConfig(shape=tuple(args.size), spacing_mm=args.spacing)
-    folders = write_sample_dataset(Path(args.out), args.cases, args.seed, config=config, overwrite=args.overwrite)
-    print(f"{len(folders)} sample case(s) written to {args.out}")
+    motion = {"max_rotation_deg": args.max_rotation, "max_translation_mm": args.max_translation}
+    motion = {name: value for name, value in motion.items() if value is not None}
+    if not args.raw:
+        if motion:
+            raise ValueError("--max-rotation and --max-translation apply to --raw cases only")
+        folders = write_sample_dataset(Path(args.out), args.cases, args.seed, config=config, overwrite=args.overwrite)
+        print(f"{len(folders)} sample case(s) written to {args.out}")
+        return
+    from cones.sample_data.raw import RawAcquisitionConfig, write_raw_dataset
+
+    folders = write_raw_dataset(
+        Path(args.out), args.cases, args.seed, config, RawAcquisitionConfig(**motion), overwrite=args.overwrite
+    )
+    print(f"{len(folders)} raw sample case(s) written to {args.out}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -345,6 +357,18 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--size", type=_size, default=(240, 240, 155), help="grid in voxels, e.g. 240x240x155")
     sample.add_argument("--spacing", type=float, default=1.0, help="isotropic voxel size in mm")
     sample.add_argument("--overwrite", action="store_true", help="replace case folders that already exist")
+    sample.add_argument(
+        "--raw",
+        action="store_true",
+        help="write raw-looking cases instead: the head with skull and scalp, each sequence moved and on its own "
+        "grid, with the brain mask and the true transforms (<case>_<sequence>_truth.tfm, T1 space to the sequence's)",
+    )
+    sample.add_argument(
+        "--max-rotation", type=float, metavar="DEG", help="--raw: largest rotation against T1 (default 10)"
+    )
+    sample.add_argument(
+        "--max-translation", type=float, metavar="MM", help="--raw: largest shift against T1 (default 10)"
+    )
     sample.set_defaults(handler=_sample_data)
 
     segmentation_cli.add_commands(commands)
