@@ -112,3 +112,20 @@ def test_batch_never_overwrites_without_overwrite(
     assert batch.main(batchArguments(tinyModel, sourceFiles(caseFiles), output)) == 2
     assert "already exists; pass --overwrite" in capsys.readouterr().err
     assert output.read_bytes() == b"keep me"
+
+
+def test_batch_prepare_takes_sources_on_grids_of_their_own(tinyModel: Path, tmp_path: Path) -> None:
+    """--prepare co-registers a source acquired elsewhere in the scanner; without it the grids are refused."""
+    files = {}
+    for sequence, image in testing.syntheticCaseImages((48, 80, 72)).items():
+        if sequence is Sequence.FLAIR:
+            image.SetOrigin(tuple(np.add(image.GetOrigin(), (3.0, -2.0, 2.5))))
+        files[sequence] = tmp_path / f"RAW_{sequence.value}.nii.gz"
+        sitk.WriteImage(image, str(files[sequence]))
+    output = tmp_path / "out.nrrd"
+    refused = runBatch(*batchArguments(tinyModel, sourceFiles(files), output), "--device", "cpu")
+    assert refused.returncode == 2 and "grid" in refused.stderr
+    result = runBatch(*batchArguments(tinyModel, sourceFiles(files), output), "--device", "cpu", "--prepare")
+    assert result.returncode == 0, result.stderr
+    assert "co-registered 2 of 2 sequences" in result.stdout
+    assert sitk.ReadImage(str(output)).GetSize() == sitk.ReadImage(str(files[Sequence.T1])).GetSize()
