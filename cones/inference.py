@@ -24,7 +24,14 @@ from cones.device import resolve_device
 from cones.model import CoNeSGenerator
 from cones.sequences import Sequence, parse_sequence
 
-__all__ = ["ProgressCallback", "SynthesisCancelled", "SynthesisOptions", "synthesize_images", "synthesize_volume"]
+__all__ = [
+    "ProgressCallback",
+    "SynthesisCancelled",
+    "SynthesisOptions",
+    "model_sources",
+    "synthesize_images",
+    "synthesize_volume",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -154,6 +161,22 @@ def synthesize_volume(
     }
 
 
+def model_sources(
+    required: tuple[Sequence, ...], images: Mapping[Sequence | str, sitk.Image]
+) -> dict[Sequence, sitk.Image]:
+    """The images a model needs, in its channel order, from images keyed by any sequence spelling.
+
+    Raises:
+        ValueError: a needed sequence is missing; the message lists what is needed and what was given.
+    """
+    available = {parse_sequence(name): image for name, image in images.items()}
+    missing = [seq.display_name for seq in required if seq not in available]
+    if missing:
+        have = ", ".join(seq.display_name for seq in available) or "none"
+        raise ValueError(f"the model needs source sequence(s) {', '.join(missing)}; given: {have}")
+    return {seq: available[seq] for seq in required}
+
+
 def synthesize_images(
     model: LoadedModel,
     images: Mapping[Sequence | str, sitk.Image],
@@ -182,13 +205,8 @@ def synthesize_images(
             unusable (NaN, constant, empty foreground).
     """
     card = model.card
-    available = {parse_sequence(name): image for name, image in images.items()}
-    missing = [seq.display_name for seq in card.sources if seq not in available]
-    if missing:
-        have = ", ".join(seq.display_name for seq in available) or "none"
-        raise ValueError(f"the model needs source sequence(s) {', '.join(missing)}; given: {have}")
-    reference = available[card.sources[0]]
-    sources = {seq: available[seq] for seq in card.sources}
+    sources = model_sources(card.sources, images)
+    reference = sources[card.sources[0]]
     if resample:
         sources = {seq: resample_to_reference(image, reference) for seq, image in sources.items()}
     else:

@@ -17,6 +17,7 @@ from cones.preprocessing import (
     register,
     working_grid,
 )
+from cones.sample_data.acquisition import reacquire
 from cones.sequences import Sequence
 
 SHAPE = (40, 80, 72)
@@ -28,19 +29,9 @@ def phantom() -> dict[str, sitk.Image]:
     return case_images(SHAPE, seed=3, spacing=(1.2, 1.2, 2.0))
 
 
-def moved(image: sitk.Image, degrees: tuple[float, float, float], shift: tuple[float, float, float], spacing=None):
-    """``image`` after a known head motion, on a grid of its own; and the motion registration must recover."""
-    motion = sitk.Euler3DTransform()
-    motion.SetCenter(image.TransformContinuousIndexToPhysicalPoint([n / 2 for n in image.GetSize()]))
-    motion.SetRotation(*np.radians(degrees))
-    motion.SetTranslation(shift)
-    spacing = spacing or image.GetSpacing()
-    size = [round(n * s / t) for n, s, t in zip(image.GetSize(), image.GetSpacing(), spacing, strict=True)]
-    grid = sitk.Image(size, sitk.sitkFloat32)
-    grid.SetSpacing(spacing)
-    grid.SetOrigin(image.GetOrigin())
-    grid.SetDirection(image.GetDirection())
-    return sitk.Resample(image, grid, motion, sitk.sitkLinear, 0.0, sitk.sitkFloat32), motion.GetInverse()
+def moved(image: sitk.Image, degrees, shift, spacing=None) -> tuple[sitk.Image, sitk.Transform]:
+    """``image`` after a known head motion, on a grid of its own; and the transform registration must recover."""
+    return reacquire(image, degrees, shift, spacing or image.GetSpacing())
 
 
 def brain_points(image: sitk.Image, step: int = 6) -> list[tuple[float, float, float]]:

@@ -19,6 +19,7 @@ from cones.demo import BUNDLED_MODEL
 from cones.inference import SynthesisOptions, synthesize_images
 from cones.metrics import own_scale_scores
 from cones.preprocessing import DeepBetExtractor, register, synthesize_raw
+from cones.sample_data.acquisition import reacquire
 from cones.sequences import Sequence
 
 REAL_DATA = Path(os.environ.get("CONES_REAL_DATA", Path(__file__).resolve().parents[2].parent / "shared" / "data"))
@@ -26,6 +27,8 @@ NATIVE = REAL_DATA / "native" / "TCGA-FG-6692"
 MOVED_CASE = REAL_DATA / "coregistered" / "TCGA-DU-7294"
 SOURCES = ("t1", "t2", "flair")
 CPU = SynthesisOptions(device="cpu")
+CLINICAL_2D_GRID = (0.9, 0.9, 4.0)
+"""The voxel size of a clinical 2D series, onto which the moved sequences are acquired again."""
 
 
 def require(folder: Path) -> Path:
@@ -76,25 +79,6 @@ def test_prepare_beats_plain_resampling_on_the_native_case(model, tmp_path: Path
     assert prepared_ssim >= plain_ssim + 0.03, (prepared_ssim, plain_ssim)
 
 
-def _acquired_again(image: sitk.Image, degrees: tuple[float, float, float], shift: tuple[float, float, float]):
-    """``image`` as if the head had moved by a known rigid transform and been scanned at 0.9 x 0.9 x 4 mm.
-
-    Returns the new image and the transform mapping the original's points to the new image's
-    points (what registering the new image to the original must recover).
-    """
-    motion = sitk.Euler3DTransform()
-    motion.SetCenter(image.TransformContinuousIndexToPhysicalPoint([size / 2 for size in image.GetSize()]))
-    motion.SetRotation(*np.radians(degrees))
-    motion.SetTranslation(shift)
-    spacing = (0.9, 0.9, 4.0)
-    size = [round(n * s / t) for n, s, t in zip(image.GetSize(), image.GetSpacing(), spacing, strict=True)]
-    grid = sitk.Image(size, sitk.sitkFloat32)
-    grid.SetSpacing(spacing)
-    grid.SetOrigin(image.GetOrigin())
-    grid.SetDirection(image.GetDirection())
-    return sitk.Resample(image, grid, motion, sitk.sitkLinear, 0.0, sitk.sitkFloat32), motion.GetInverse()
-
-
 @pytest.fixture(scope="module")
 def moved_case(model):
     """The aligned run, and a run with T2 and FLAIR moved (up to 10 degrees, 10 mm) onto grids of their own."""
@@ -102,8 +86,8 @@ def moved_case(model):
     images = {name: read(folder, name) for name in (*SOURCES, "t1ce")}
     aligned = synthesize_images(model, {name: images[name] for name in SOURCES}, options=CPU)[Sequence.T1CE]
     passed = synthesize_raw(model, {name: images[name] for name in SOURCES}, options=CPU)
-    t2, t2_truth = _acquired_again(images["t2"], (8.0, -5.0, 6.0), (7.0, -6.0, 5.0))
-    flair, flair_truth = _acquired_again(images["flair"], (-6.0, 9.0, -4.0), (-8.0, 5.0, -7.0))
+    t2, t2_truth = reacquire(images["t2"], (8.0, -5.0, 6.0), (7.0, -6.0, 5.0), CLINICAL_2D_GRID)
+    flair, flair_truth = reacquire(images["flair"], (-6.0, 9.0, -4.0), (-8.0, 5.0, -7.0), CLINICAL_2D_GRID)
     moved = synthesize_raw(model, {"t1": images["t1"], "t2": t2, "flair": flair}, options=CPU)
     truths = {Sequence.T2: t2_truth, Sequence.FLAIR: flair_truth}
     return images, aligned, passed, moved, truths
@@ -128,8 +112,8 @@ def test_prepare_recovers_moved_sequences_within_1_dB(moved_case) -> None:
         assert abs(moved.prepared.report.registrations[sequence].rotation_deg - _angle(truth)) < 1.0
 
 
-def _angle(transform: sitk.Euler3DTransform) -> float:
-    rotation = np.reshape(transform.GetMatrix(), (3, 3))
+def _angle(transform: sitk.Transform) -> float:
+    rotation = np.reshape(sitk.Euler3DTransform(transform).GetMatrix(), (3, 3))
     return float(np.degrees(np.arccos(np.clip((np.trace(rotation) - 1) / 2, -1, 1))))
 
 

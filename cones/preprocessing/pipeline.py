@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import SimpleITK as sitk
 
 from cones.checkpoint import LoadedModel
-from cones.inference import SynthesisCancelled, SynthesisOptions, synthesize_images
+from cones.inference import SynthesisCancelled, SynthesisOptions, model_sources, synthesize_images
 from cones.preprocessing.brain_extraction import (
     BrainExtractor,
     DeepBetExtractor,
@@ -229,12 +229,7 @@ def synthesize_raw(
             :func:`cones.inference.synthesize_images`.
     """
     card = model.card
-    available = {parse_sequence(name): image for name, image in images.items()}
-    missing = [sequence.display_name for sequence in card.sources if sequence not in available]
-    if missing:
-        have = ", ".join(sequence.display_name for sequence in available) or "none"
-        raise ValueError(f"the model needs source sequence(s) {', '.join(missing)}; given: {have}")
-    sources = {sequence: available[sequence] for sequence in card.sources}
+    sources = model_sources(card.sources, images)
     reference = parse_sequence(reference) if reference is not None else card.sources[0]
     options = options or SynthesisOptions()
     prepared = prepare_sources(

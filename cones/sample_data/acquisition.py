@@ -22,7 +22,7 @@ import SimpleITK as sitk
 from cones.data.io import array_to_image
 from cones.sample_data.scanner import rician_noise
 
-__all__ = ["acquire", "empty_grid", "identity_pose", "random_pose"]
+__all__ = ["acquire", "empty_grid", "identity_pose", "random_pose", "reacquire"]
 
 
 def identity_pose(centre: SequenceOf[float]) -> sitk.Euler3DTransform:
@@ -108,3 +108,33 @@ def acquire(
     sampled = sitk.Resample(head, fine, transform.GetInverse(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
     blocks = sitk.GetArrayViewFromImage(sampled).reshape(size[2], factor[2], size[1], factor[1], size[0], factor[0])
     return array_to_image(rician_noise(rng, blocks.mean(axis=(1, 3, 5)), noise_sigma), centred_grid(spacing, size))
+
+
+def reacquire(
+    image: sitk.Image,
+    rotation_deg: SequenceOf[float],
+    translation_mm: SequenceOf[float],
+    spacing_mm: SequenceOf[float],
+) -> tuple[sitk.Image, sitk.Transform]:
+    """``image`` scanned again after a known head motion, on a grid of its own covering the same field of view.
+
+    Turns a co-registered case into one whose sequences need registering, with the answer known.
+
+    Args:
+        image: the volume as acquired in the reference position.
+        rotation_deg: Euler angles (x, y, z) of the head's rotation about the image centre.
+        translation_mm: the head's shift after the rotation.
+        spacing_mm: the new grid's voxel size (e.g. ``(0.9, 0.9, 4.0)`` for a 2D series).
+
+    Returns:
+        The new float32 image (linear interpolation, 0 outside the old field of view) and its
+        transform in this module's convention (reference points to the new image's points).
+    """
+    motion = sitk.Euler3DTransform()
+    motion.SetCenter(image.TransformContinuousIndexToPhysicalPoint([size / 2 for size in image.GetSize()]))
+    motion.SetRotation(*np.radians(np.asarray(rotation_deg, dtype=float)))
+    motion.SetTranslation([float(value) for value in translation_mm])
+    spacing = np.asarray(spacing_mm, dtype=float)
+    size = np.round(np.asarray(image.GetSize()) * np.asarray(image.GetSpacing()) / spacing).astype(int)
+    grid = empty_grid(np.asarray(image.GetOrigin()), spacing, size, np.reshape(image.GetDirection(), (3, 3)))
+    return sitk.Resample(image, grid, motion, sitk.sitkLinear, 0.0, sitk.sitkFloat32), motion.GetInverse()

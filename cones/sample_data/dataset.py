@@ -68,6 +68,22 @@ def write_case(case: SampleCase, out_dir: Path) -> Path:
     return folder
 
 
+def new_case_ids(out_dir: Path, num_cases: int, overwrite: bool) -> list[str]:
+    """The ids of a dataset's ``num_cases`` cases, refused before anything is generated if their folders exist.
+
+    Raises:
+        ValueError: ``num_cases`` is below 1.
+        FileExistsError: a case folder exists and ``overwrite`` is False.
+    """
+    if num_cases < 1:
+        raise ValueError(f"num_cases must be at least 1, got {num_cases!r}")
+    case_ids = [sample_case_id(index) for index in range(num_cases)]
+    existing = [case_id for case_id in case_ids if (out_dir / case_id).exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"case folders already exist in {out_dir}: {existing}; pass --overwrite to replace them")
+    return case_ids
+
+
 def write_sample_dataset(
     out_dir: Path, num_cases: int, seed: int, config: SampleDataConfig | None = None, overwrite: bool = False
 ) -> list[Path]:
@@ -88,14 +104,9 @@ def write_sample_dataset(
         ValueError: ``num_cases`` is below 1.
         FileExistsError: a case folder exists and ``overwrite`` is False; nothing is written then.
     """
-    if num_cases < 1:
-        raise ValueError(f"num_cases must be at least 1, got {num_cases!r}")
     config = config or SampleDataConfig()
     out_dir = Path(out_dir)
-    case_ids = [sample_case_id(index) for index in range(num_cases)]
-    existing = [case_id for case_id in case_ids if (out_dir / case_id).exists()]
-    if existing and not overwrite:
-        raise FileExistsError(f"case folders already exist in {out_dir}: {existing}; pass --overwrite to replace them")
+    case_ids = new_case_ids(out_dir, num_cases, overwrite)
     template = load_template(config.spacing_mm)
     folders = []
     for index, case_id in enumerate(case_ids):

@@ -30,7 +30,7 @@ from cones.outputs import write_atomically
 from cones.sample_data.acquisition import acquire, empty_grid, identity_pose, random_pose
 from cones.sample_data.case import SampleCase, build_case
 from cones.sample_data.config import SampleDataConfig, _require_within
-from cones.sample_data.dataset import case_seed, sample_case_id
+from cones.sample_data.dataset import case_seed, new_case_ids
 from cones.sample_data.head import MAX_HEAD_THICKNESS_MM, build_head, fit_gains
 from cones.sample_data.signal import PROTOCOLS, Tissue
 from cones.sample_data.template import load_template
@@ -184,7 +184,8 @@ def write_raw_case(raw: RawCase, out_dir: Path, overwrite: bool = False) -> Path
         FileExistsError: the case folder exists and ``overwrite`` is False; nothing is written then.
     """
     folder = Path(out_dir) / raw.case_id
-    _refuse_existing(Path(out_dir), [raw.case_id], overwrite)
+    if (Path(out_dir) / raw.case_id).exists() and not overwrite:
+        raise FileExistsError(f"case folder {raw.case_id} already exists in {out_dir}; pass --overwrite to replace it")
     stem = folder / raw.case_id
     for sequence, image in raw.images.items():
         write_image(image, f"{stem}_{sequence.value}.nii.gz", overwrite=overwrite)
@@ -223,11 +224,8 @@ def write_raw_dataset(
         ValueError: ``num_cases`` is below 1.
         FileExistsError: a case folder exists and ``overwrite`` is False; nothing is written then.
     """
-    if num_cases < 1:
-        raise ValueError(f"num_cases must be at least 1, got {num_cases!r}")
     config = config or SampleDataConfig()
-    case_ids = [sample_case_id(index) for index in range(num_cases)]
-    _refuse_existing(Path(out_dir), case_ids, overwrite)
+    case_ids = new_case_ids(Path(out_dir), num_cases, overwrite)
     template = load_template(config.spacing_mm)
     folders = []
     for index, case_id in enumerate(case_ids):
@@ -277,12 +275,6 @@ def _grid_of_box(affine: np.ndarray, low: np.ndarray, high: np.ndarray) -> sitk.
     spacing = np.linalg.norm(matrix, axis=0)
     origin = _LPS_FROM_RAS @ affine[:3, 3] + matrix @ low
     return empty_grid(origin, spacing, high - low, matrix / spacing)
-
-
-def _refuse_existing(out_dir: Path, case_ids: list[str], overwrite: bool) -> None:
-    existing = [case_id for case_id in case_ids if (out_dir / case_id).exists()]
-    if existing and not overwrite:
-        raise FileExistsError(f"case folders already exist in {out_dir}: {existing}; pass --overwrite to replace them")
 
 
 def _write_transform(transform: sitk.Transform, path: Path, overwrite: bool) -> None:
