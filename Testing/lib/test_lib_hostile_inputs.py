@@ -174,6 +174,8 @@ def test_batch_interrupted_stops_cleanly_and_leaves_nothing(tmp_path: Path, snap
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "TMPDIR": str(scratch)},
+        # As in a terminal: a shell starts background jobs with SIGINT ignored, and Python keeps it so.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     for line in process.stdout:
         if line.startswith("synthesized "):
