@@ -140,6 +140,10 @@ def test_resume_on_other_data_is_refused_unless_allowed_and_then_recorded(
     provenance = read_model_card(run / "last.pt").provenance
     assert provenance.iterations == 4 and provenance.data_fingerprint != original
     assert provenance.earlier_data_fingerprints == (original,)
+    capsys.readouterr()
+    assert main(["info", str(run / "last.pt")]) == 0
+    described = capsys.readouterr().out
+    assert "earlier data:" in described and original in described
     assert main([*train_arguments(second, run, iterations=6), "--resume"]) == 0, "the new data is now the run's"
     assert read_model_card(run / "last.pt").provenance.earlier_data_fingerprints == (original,)
 
