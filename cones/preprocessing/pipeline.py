@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import SimpleITK as sitk
 
 from cones.checkpoint import LoadedModel
+from cones.device import resolve_device
 from cones.inference import SynthesisCancelled, SynthesisOptions, model_sources, synthesize_images
 from cones.preprocessing.brain_extraction import (
     BrainExtractor,
@@ -237,7 +238,7 @@ def synthesize_raw(
         reference,
         kind=kind,
         extractor=extractor,
-        device="cuda" if options.device == "cuda" else "cpu",
+        device=resolve_device(options.device).type,
         progress=progress,
         should_cancel=should_cancel,
     )
