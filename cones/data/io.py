@@ -23,7 +23,7 @@ import SimpleITK as sitk
 from cones.data.discovery import IMAGE_SUFFIXES
 from cones.outputs import write_atomically
 
-__all__ = ["array_to_image", "image_to_array", "read_image", "write_image"]
+__all__ = ["array_to_image", "image_to_array", "read_image", "write_image", "write_transform"]
 
 
 def read_image(path: str | Path) -> sitk.Image:
@@ -116,6 +116,19 @@ def write_image(image: sitk.Image, path: str | Path, overwrite: bool = False) ->
             raise OSError(f"cannot write image {str(path)!r}: {str(error).strip()}") from None
 
     return write_atomically(path, write, overwrite=overwrite, suffix=suffix)
+
+
+def write_transform(transform: sitk.Transform, path: str | Path, overwrite: bool = False) -> Path:
+    """Write a SimpleITK transform file (``.tfm``) atomically, as :func:`write_image` writes volumes.
+
+    Raises:
+        OutputExistsError: ``path`` exists and ``overwrite`` is False (nothing is left behind).
+    """
+
+    def write(hidden: Path) -> None:
+        sitk.WriteTransform(transform, str(hidden))
+
+    return write_atomically(path, write, overwrite=overwrite, suffix=Path(path).suffix)
 
 
 def image_to_array(image: sitk.Image) -> np.ndarray:

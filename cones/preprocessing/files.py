@@ -9,13 +9,10 @@ can be refused first.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 
-import SimpleITK as sitk
-
-from cones.data.io import write_image
-from cones.outputs import write_atomically
+from cones.data.io import write_image, write_transform
 from cones.preprocessing.pipeline import PreparedCase
 from cones.sequences import Sequence
 
@@ -46,30 +43,16 @@ def write_prepared(prepared: PreparedCase, folder: str | os.PathLike[str], overw
     """
     folder = Path(folder)
     reference = prepared.report.reference
-    registered = prepared.registered()
+    registered = prepared.registered
     written = [
         write_image(image, folder / f"{sequence.value}_registered.nii.gz", overwrite=overwrite)
         for sequence, image in registered.items()
         if sequence is not reference
     ]
     written.append(write_image(prepared.brain_mask, folder / BRAIN_MASK_NAME, overwrite=overwrite))
-    for sequence, transform in prepared.transforms.items():
-        if sequence is reference:
-            continue
-        path = folder / f"{sequence.value}_to_{reference.value}.tfm"
-        written.append(
-            write_atomically(
-                path,
-                lambda hidden, t=transform: sitk.WriteTransform(t, str(hidden)),
-                overwrite=overwrite,
-                suffix=".tfm",
-            )
-        )
+    written += [
+        write_transform(transform, folder / f"{sequence.value}_to_{reference.value}.tfm", overwrite=overwrite)
+        for sequence, transform in prepared.transforms.items()
+        if sequence is not reference
+    ]
     return written
-
-
-def _transform_writer(transform: sitk.Transform) -> Callable[[Path], None]:
-    def write(hidden: Path) -> None:
-        sitk.WriteTransform(transform, str(hidden))
-
-    return write

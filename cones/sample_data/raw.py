@@ -25,8 +25,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from cones.config import JsonConfig
-from cones.data.io import array_to_image, write_image
-from cones.outputs import write_atomically
+from cones.data.io import array_to_image, write_image, write_transform
 from cones.sample_data.acquisition import acquire, empty_grid, identity_pose, random_pose
 from cones.sample_data.case import SampleCase, build_case
 from cones.sample_data.config import SampleDataConfig, _require_within
@@ -174,8 +173,8 @@ def make_raw_case(case: SampleCase, seed: int, config: RawAcquisitionConfig | No
 def write_raw_case(raw: RawCase, out_dir: Path, overwrite: bool = False) -> Path:
     """Save ``out_dir/<case>/<case>_<sequence>.nii.gz``, ``_seg``, ``_brainmask`` and ``<case>_<sequence>_truth.tfm``.
 
-    Every file is written atomically (:func:`cones.data.io.write_image`); the ``.tfm`` files are
-    ``sitk.WriteTransform`` files of :attr:`RawCase.transforms`.
+    Every file is written atomically (:func:`cones.data.io.write_image`, :func:`~cones.data.io.write_transform`);
+    the ``.tfm`` files hold :attr:`RawCase.transforms`.
 
     Returns:
         The case folder.
@@ -192,7 +191,7 @@ def write_raw_case(raw: RawCase, out_dir: Path, overwrite: bool = False) -> Path
     write_image(raw.label, f"{stem}_seg.nii.gz", overwrite=overwrite)
     write_image(raw.brain_mask, f"{stem}_brainmask.nii.gz", overwrite=overwrite)
     for sequence, transform in raw.transforms.items():
-        _write_transform(transform, Path(f"{stem}_{sequence.value}_truth.tfm"), overwrite)
+        write_transform(transform, f"{stem}_{sequence.value}_truth.tfm", overwrite=overwrite)
     return folder
 
 
@@ -275,7 +274,3 @@ def _grid_of_box(affine: np.ndarray, low: np.ndarray, high: np.ndarray) -> sitk.
     spacing = np.linalg.norm(matrix, axis=0)
     origin = _LPS_FROM_RAS @ affine[:3, 3] + matrix @ low
     return empty_grid(origin, spacing, high - low, matrix / spacing)
-
-
-def _write_transform(transform: sitk.Transform, path: Path, overwrite: bool) -> None:
-    write_atomically(path, lambda hidden: sitk.WriteTransform(transform, str(hidden)), overwrite=overwrite)
