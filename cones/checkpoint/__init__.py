@@ -19,7 +19,14 @@ from __future__ import annotations
 from cones.checkpoint.card import Architecture, ModelCard, Provenance, make_provenance
 from cones.checkpoint.describe import describe_model
 from cones.checkpoint.layout import FORMAT_NAME, FORMAT_VERSION, CheckpointError
-from cones.checkpoint.reading import LoadedModel, load_checkpoint, load_model, load_training_state, read_model_card
+from cones.checkpoint.reading import (
+    LoadedModel,
+    load_checkpoint,
+    load_model,
+    load_resumable,
+    load_training_state,
+    read_model_card,
+)
 from cones.checkpoint.writing import save_model, strip_training_state
 
 __all__ = [
@@ -33,6 +40,7 @@ __all__ = [
     "describe_model",
     "load_checkpoint",
     "load_model",
+    "load_resumable",
     "load_training_state",
     "make_provenance",
     "read_model_card",

@@ -23,7 +23,14 @@ from cones.checkpoint.card import ModelCard
 from cones.checkpoint.layout import FORMAT_NAME, FORMAT_VERSION, REQUIRED_KEYS, TRAINING_STATE_KEY, CheckpointError
 from cones.model import generator_class
 
-__all__ = ["LoadedModel", "load_checkpoint", "load_model", "load_training_state", "read_model_card"]
+__all__ = [
+    "LoadedModel",
+    "load_checkpoint",
+    "load_model",
+    "load_resumable",
+    "load_training_state",
+    "read_model_card",
+]
 
 _LOG = logging.getLogger(__name__)
 _KNOWN_KEYS = REQUIRED_KEYS | {TRAINING_STATE_KEY}
@@ -71,11 +78,20 @@ def load_training_state(path: str | os.PathLike[str]) -> dict[str, Any]:
     Raises:
         CheckpointError: the file is refused (see :func:`load_checkpoint`) or holds no training state.
     """
+    return load_resumable(path)[0][TRAINING_STATE_KEY]
+
+
+def load_resumable(path: str | os.PathLike[str]) -> tuple[dict[str, Any], ModelCard]:
+    """A model file with its training state, read once: its payload and card, for a run to resume from.
+
+    Raises:
+        CheckpointError: the file is refused (see :func:`load_checkpoint`) or holds no training state.
+    """
     path = Path(path)
-    raw = load_checkpoint(path)
+    raw, card = _read(path)
     if TRAINING_STATE_KEY not in raw:
         raise _refusal(path, "it holds no training state (it was exported for inference only); cannot resume")
-    return raw[TRAINING_STATE_KEY]
+    return raw, card
 
 
 def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> LoadedModel:

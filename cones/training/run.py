@@ -15,6 +15,7 @@ import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,13 +24,12 @@ from tqdm import tqdm
 
 from cones.checkpoint import (
     ModelCard,
-    load_checkpoint,
     load_model,
-    load_training_state,
+    load_resumable,
     make_provenance,
-    read_model_card,
     save_model,
 )
+from cones.checkpoint.layout import TRAINING_STATE_KEY
 from cones.data import (
     bright_target_focus,
     build_slice_cache,
@@ -53,10 +53,13 @@ logger = logging.getLogger(__name__)
 
 LAST, BEST, LOG = "last.pt", "best.pt", "log.jsonl"
 
+_SavedRun = tuple[dict[str, Any], ModelCard]
+"""A resumed run's ``last.pt``: its payload and card (:func:`~cones.checkpoint.load_resumable`)."""
 
-def _resumed_config(run_dir: Path, requested: TrainConfig) -> TrainConfig:
+
+def _resumed_config(run_dir: Path, state: dict[str, Any], requested: TrainConfig) -> TrainConfig:
     """The saved config of a run, with the requested iteration count (the only thing a resume may change)."""
-    saved = TrainConfig.from_dict(load_training_state(run_dir / LAST)["train_config"])
+    saved = TrainConfig.from_dict(state["train_config"])
     differing = [
         name for name in asdict(saved) if name != "iterations" and getattr(saved, name) != getattr(requested, name)
     ]
@@ -65,14 +68,16 @@ def _resumed_config(run_dir: Path, requested: TrainConfig) -> TrainConfig:
     return TrainConfig.from_dict({**saved.to_dict(), "iterations": requested.iterations})
 
 
-def _resumed_data_history(run_dir: Path, data_dir: Path, fingerprint: str, allow_new_data: bool) -> tuple[str, ...]:
+def _resumed_data_history(
+    run_dir: Path, saved_run: _SavedRun, data_dir: Path, fingerprint: str, allow_new_data: bool
+) -> tuple[str, ...]:
     """The earlier data fingerprints a resumed run records, refusing other data unless it is allowed.
 
     A resume on other data would otherwise rebuild the cache and overwrite ``last.pt`` and ``best.pt``
     with a model whose card names only the new data, hiding that most of its training saw another set.
     """
-    state = load_training_state(run_dir / LAST)
-    provenance = read_model_card(run_dir / LAST).provenance
+    raw, card = saved_run
+    state, provenance = raw[TRAINING_STATE_KEY], card.provenance
     saved = provenance.data_fingerprint
     if saved == fingerprint:
         return provenance.earlier_data_fingerprints
@@ -84,6 +89,18 @@ def _resumed_data_history(run_dir: Path, data_dir: Path, fingerprint: str, allow
         )
     logger.warning("resuming %s on new data %s (fingerprint %s, was %s)", run_dir, data_dir, fingerprint, saved)
     return (*provenance.earlier_data_fingerprints, saved)
+
+
+def _restore(
+    saved_run: _SavedRun, generator: torch.nn.Module, discriminator: torch.nn.Module, step: AdversarialStep
+) -> tuple[int, float]:
+    """Load a resumed run's weights, optimizers and counters; returns (iteration, best validation PSNR)."""
+    raw, _ = saved_run
+    state = raw[TRAINING_STATE_KEY]
+    generator.load_state_dict(raw["generator_state"])
+    discriminator.load_state_dict(state["discriminator"])
+    step.load_state_dict(state)
+    return int(state["iteration"]), float(state["best_psnr"])
 
 
 def _initial_generator_state(
@@ -212,9 +229,7 @@ def train(
     run_dir = check_output_folder(output_dir, reads={"the --data folder": data_dir})
     if resume and initial_model is not None:
         raise ValueError("a resumed run continues from its own last.pt; do not give an initial model as well")
-    if resume:
-        config = _resumed_config(run_dir, config)
-    elif (run_dir / LAST).exists():
+    if not resume and (run_dir / LAST).exists():
         raise FileExistsError(f"{run_dir} already holds a training run; resume it or choose another folder")
     torch_device = resolve_device(device)
     context = init_distributed(torch_device)
@@ -260,12 +275,16 @@ def _train(
     initial_model: Path | None,
     allow_new_data: bool,
 ) -> Path:
+    # last.pt is read once (a paper-preset run's, optimizer states included, is large) and let go once restored.
+    saved_run = load_resumable(run_dir / LAST) if resume else None
+    if saved_run is not None:
+        config = _resumed_config(run_dir, saved_run[0][TRAINING_STATE_KEY], config)
     sources, targets = parse_sequences(config.sources), parse_sequences(config.targets)
     initial = _initial_generator_state(initial_model, config, sources, targets) if initial_model else None
     cases = require_sequences(find_cases(data_dir), (*sources, *targets))
     validation_ids = _validation_ids(config, [case.case_id for case in cases], data_dir)
     fingerprint = data_fingerprint(cases, sources, targets, config.normalization, config.slice_axis, resample)
-    earlier_data = _resumed_data_history(run_dir, data_dir, fingerprint, allow_new_data) if resume else ()
+    earlier_data = _resumed_data_history(run_dir, saved_run, data_dir, fingerprint, allow_new_data) if saved_run else ()
     run_dir.mkdir(parents=True, exist_ok=True)
     if context.enabled and not context.is_main:
         torch.distributed.barrier()  # rank 0 builds the cache first; the others then reuse it
@@ -290,12 +309,9 @@ def _train(
     step = AdversarialStep(config, generator, discriminator, autocast=device.type == "cuda")
 
     start, best_psnr = 0, float("-inf")
-    if resume:
-        state = load_training_state(run_dir / LAST)
-        generator_module.load_state_dict(load_checkpoint(run_dir / LAST)["generator_state"])
-        discriminator_module.load_state_dict(state["discriminator"])
-        step.load_state_dict(state)
-        start, best_psnr = int(state["iteration"]), float(state["best_psnr"])
+    if saved_run is not None:
+        start, best_psnr = _restore(saved_run, generator_module, discriminator_module, step)
+        saved_run = None
 
     log = _RunLog(run_dir / LOG, context.is_main)
     log.forget_after(start)
