@@ -142,11 +142,14 @@ def _synthesize(args: argparse.Namespace) -> None:
     def report(done: int, total: int) -> None:
         print(f"CONES_PROGRESS {done} {total} synthesize", flush=True)
 
+    sources = images
     if args.prepare:
-        results, sources = preprocessing_cli.synthesize_prepared(args, model, images, options)
+        prepared = preprocessing_cli.synthesize_prepared(args, model, images, options)
+        results = prepared.outputs
+        if segmentation is not None:
+            sources = preprocessing_cli.segmentation_sources(prepared.prepared)
     else:
         results = synthesize_images(model, images, resample=args.resample, options=options, progress=report)
-        sources = images
     if len(results) != 1:
         raise ValueError(f"the model synthesizes {len(results)} sequences; this command writes one output file")
     write_image(next(iter(results.values())), output, overwrite=args.overwrite)

@@ -5,8 +5,9 @@ the command line reads as before::
 
     add_synthesize_options(synthesize)                        # --prepare, --reference, ...
     check_prepare_outputs(args, inputs, output)               # before any work
-    require_one_grid(args, model.card, images)                # without --prepare or --resample
-    results, sources = synthesize_prepared(args, model, images, options)
+    require_one_grid(model.card, images)                      # without --prepare or --resample
+    result = synthesize_prepared(args, model, images, options)  # outputs and preparation
+    sources = segmentation_sources(result.prepared)           # only when segmenting afterwards
 """
 
 from __future__ import annotations
@@ -23,8 +24,15 @@ if TYPE_CHECKING:
 
     from cones.checkpoint import LoadedModel, ModelCard
     from cones.inference import SynthesisOptions
+    from cones.preprocessing.pipeline import PreparedCase, RawSynthesis
 
-__all__ = ["add_synthesize_options", "check_prepare_outputs", "require_one_grid", "synthesize_prepared"]
+__all__ = [
+    "add_synthesize_options",
+    "check_prepare_outputs",
+    "require_one_grid",
+    "segmentation_sources",
+    "synthesize_prepared",
+]
 
 
 def add_synthesize_options(parser: argparse.ArgumentParser) -> None:
@@ -59,8 +67,11 @@ def check_prepare_outputs(args: argparse.Namespace, inputs: Mapping[Sequence, Pa
     from cones.outputs import check_output_file, check_output_folder
     from cones.preprocessing.files import prepared_file_names
 
-    extras = {"--reference": args.reference, "--brain-mask-output": args.brain_mask_output}
-    extras["--prepared-output-dir"] = args.prepared_output_dir
+    extras = {
+        "--reference": args.reference,
+        "--brain-mask-output": args.brain_mask_output,
+        "--prepared-output-dir": args.prepared_output_dir,
+    }
     given = [option for option, value in extras.items() if value is not None]
     if given and not args.prepare:
         raise ValueError(f"{', '.join(given)} need(s) --prepare")
@@ -99,15 +110,12 @@ def require_one_grid(card: ModelCard, images: Mapping[Sequence, sitk.Image]) -> 
 
 def synthesize_prepared(
     args: argparse.Namespace, model: LoadedModel, images: Mapping[Sequence, sitk.Image], options: SynthesisOptions
-) -> tuple[dict[Sequence, sitk.Image], dict[Sequence, sitk.Image]]:
+) -> RawSynthesis:
     """Run :func:`~cones.preprocessing.synthesize_raw`, print its report, write the extra outputs.
 
     Returns:
-        The synthesized images on the reference's grid, and the sources as registered onto that grid
-        and masked (what a segmentation after synthesis must see).
+        The outputs on the reference's grid and the preparation (see :func:`segmentation_sources`).
     """
-    import SimpleITK as sitk
-
     from cones.data import write_image
     from cones.preprocessing.files import write_prepared
     from cones.preprocessing.pipeline import synthesize_raw
@@ -129,9 +137,15 @@ def synthesize_prepared(
         write_image(prepared.brain_mask, args.brain_mask_output, overwrite=args.overwrite)
     if args.prepared_output_dir is not None:
         write_prepared(prepared, args.prepared_output_dir, overwrite=args.overwrite)
+    return result
+
+
+def segmentation_sources(prepared: PreparedCase) -> dict[Sequence, sitk.Image]:
+    """The sources as a segmentation after synthesis must see them: registered onto the reference's grid, masked."""
+    import SimpleITK as sitk
+
     mask = sitk.Cast(prepared.brain_mask > 0, sitk.sitkUInt8)
-    registered = {sequence: sitk.Mask(image, mask) for sequence, image in prepared.registered().items()}
-    return dict(result.outputs), registered
+    return {sequence: sitk.Mask(image, mask) for sequence, image in prepared.registered.items()}
 
 
 def _reference(args: argparse.Namespace, sources: tuple[Sequence, ...]) -> Sequence:

@@ -10,10 +10,12 @@ keeps the images as sharp as they can be.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import SimpleITK as sitk
@@ -110,8 +112,9 @@ class PreparedCase:
     transforms: Mapping[Sequence, sitk.Transform]
     report: PreparationReport
 
+    @functools.cached_property
     def registered(self) -> dict[Sequence, sitk.Image]:
-        """Every source on the reference's own grid through its transform (not masked)."""
+        """Every source on the reference's own grid through its transform (not masked); resampled once, on first use."""
         return {
             sequence: onto_grid(image, self.reference_image, self.transforms[sequence])
             for sequence, image in self.sources.items()
@@ -160,9 +163,9 @@ def prepare_sources(
         given = ", ".join(sequence.display_name for sequence in sources)
         raise ValueError(f"the reference {reference.display_name} is not among the given sequences ({given})")
     reference_image = sources[reference]
-    report = _Stages(progress, should_cancel)
+    stages = _Stages(progress, should_cancel)
 
-    with report.stage("extract-brain", 1):
+    with stages.stage("extract-brain", 1):
         stripped = looks_skull_stripped(reference_image)
         if stripped:
             mask = brain_mask_of_stripped(reference_image)
@@ -171,13 +174,13 @@ def prepare_sources(
             mask = extractor.extract(reference_image)
     others = [sequence for sequence in sources if sequence is not reference]
     registrations = {}
-    with report.stage("register", len(others)):
+    with stages.stage("register", len(others)):
         for done, sequence in enumerate(others, start=1):
             registrations[sequence] = register(
                 reference_image, sources[sequence], name=sequence.display_name, kind=kind, reference_mask=mask
             )
-            report.advance("register", done, len(others))
-            report.check_cancel()
+            stages.advance("register", done, len(others))
+            stages.check_cancel()
     transforms = {sequence: result.transform for sequence, result in registrations.items()}
     transforms[reference] = sitk.Transform()
     grid = working_grid(reference_image, mask)
@@ -193,7 +196,7 @@ def prepare_sources(
         registrations=registrations,
         working_size=grid.GetSize(),
         working_spacing=grid.GetSpacing(),
-        seconds=dict(report.seconds),
+        seconds=dict(stages.seconds),
     )
     return PreparedCase(sources, working, reference_image, mask, transforms, summary)
 
@@ -266,8 +269,17 @@ class _Stages:
         self._progress, self._should_cancel = progress, should_cancel
         self.seconds: dict[str, float] = {}
 
-    def stage(self, name: str, total: int) -> _Stage:
-        return _Stage(self, name, total)
+    @contextlib.contextmanager
+    def stage(self, name: str, total: int) -> Iterator[None]:
+        """Report the stage's start and end (``done`` 0 and ``total``), time it, and check for cancel around it."""
+        self.check_cancel()
+        self.advance(name, 0, total)
+        started = time.perf_counter()
+        yield
+        self.seconds[name] = time.perf_counter() - started
+        logger.info("%s: %.1f s", name, self.seconds[name])
+        self.advance(name, total, total)
+        self.check_cancel()
 
     def advance(self, name: str, done: int, total: int) -> None:
         if self._progress is not None:
@@ -276,21 +288,3 @@ class _Stages:
     def check_cancel(self) -> None:
         if self._should_cancel is not None and self._should_cancel():
             raise SynthesisCancelled("cancelled")
-
-
-class _Stage:
-    def __init__(self, stages: _Stages, name: str, total: int) -> None:
-        self.stages, self.name, self.total = stages, name, total
-
-    def __enter__(self) -> _Stage:
-        self.stages.check_cancel()
-        self.stages.advance(self.name, 0, self.total)
-        self.started = time.perf_counter()
-        return self
-
-    def __exit__(self, kind: object, error: object, traceback: object) -> None:
-        self.stages.seconds[self.name] = time.perf_counter() - self.started
-        if error is None:
-            logger.info("%s: %.1f s", self.name, self.stages.seconds[self.name])
-            self.stages.advance(self.name, self.total, self.total)
-            self.stages.check_cancel()
