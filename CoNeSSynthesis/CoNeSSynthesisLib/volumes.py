@@ -161,7 +161,7 @@ def checkOutputVolume(
     if outputNode is None:
         return
     for sequence, node in sources.items():
-        if outputNode is node or outputNode.GetID() == node.GetID():
+        if outputNode.GetID() == node.GetID():
             raise ValueError(
                 f"the output volume {volumeLabel(node)} is the {sequence.display_name} source; "
                 "choose another output volume or create a new one"
@@ -255,16 +255,16 @@ def needsPreparation(sources: Mapping[Sequence, vtkMRMLScalarVolumeNode]) -> boo
 
     The panel turns "Prepare raw scans" on when this holds, so the usual case needs no thought.
     """
-    from cones.data import grid_difference
     from cones.preprocessing.brain_extraction import looks_skull_stripped
 
-    nodes = [node for node in sources.values() if node is not None and node.GetImageData() is not None]
-    if not nodes:
+    chosen = {sequence: node for sequence, node in sources.items() if node is not None and node.GetImageData()}
+    if not chosen:
         return False
-    referenceGrid = gridOf(nodes[0])
-    if any(grid_difference(gridOf(node), referenceGrid) is not None for node in nodes[1:]):
+    try:
+        checkSameGrid(chosen)
+    except ValueError:
         return True
-    return not all(looks_skull_stripped(imageFromVolume(node)) for node in nodes)
+    return not all(looks_skull_stripped(imageFromVolume(node)) for node in chosen.values())
 
 
 def writeSynthesizedVolume(
