@@ -42,11 +42,13 @@ def synthesize(model: Path, inputs: dict[str, Path], output: Path, *extra: str) 
 
 
 def test_prepare_synthesizes_raw_sources_onto_the_reference_grid(
-    trained: Path, raw_case: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+    trained: Path, raw_case: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture, snapshot
 ) -> None:
     output, mask, folder = tmp_path / "t1ce.nii.gz", tmp_path / "brain.nii.gz", tmp_path / "prepared"
     extra = ("--prepare", "--brain-mask-output", str(mask), "--prepared-output-dir", str(folder))
+    inputs_before = snapshot(raw_case["t1"].parent)
     assert synthesize(trained, raw_case, output, *extra) == 0
+    assert snapshot(raw_case["t1"].parent) == inputs_before, "every input is left byte for byte as it was"
     out = capsys.readouterr().out
     for stage in ("extract-brain", "register", "synthesize"):
         assert f" {stage}" in out and "CONES_PROGRESS" in out

@@ -50,9 +50,10 @@ def model():
     return load_model(BUNDLED_MODEL)
 
 
-def test_prepare_beats_plain_resampling_on_the_native_case(model, tmp_path: Path) -> None:
+def test_prepare_beats_plain_resampling_on_the_native_case(model, tmp_path: Path, snapshot) -> None:
     """The issue's protocol: deepbet mask of the native T1, real T1ce registered to T1 by the test."""
     folder = require(NATIVE)
+    inputs_before = snapshot(folder)
     paths = {name: folder / f"TCGA-FG-6692_{name}.nii.gz" for name in SOURCES}
     common = ["synthesize", "--model", str(BUNDLED_MODEL), "--device", "cpu", "--input"]
     pairs = [f"{name}={path}" for name, path in paths.items()]
@@ -66,6 +67,7 @@ def test_prepare_beats_plain_resampling_on_the_native_case(model, tmp_path: Path
     for name in ("Spacing", "Origin", "Direction"):
         np.testing.assert_allclose(getattr(written, f"Get{name}")(), getattr(t1, f"Get{name}")(), atol=1e-4)
     assert sorted(path.name for path in tmp_path.glob("*.tfm")) == ["flair_to_t1.tfm", "t2_to_t1.tfm"]
+    assert snapshot(folder) == inputs_before, "the native scans are left byte for byte as they were"
 
     brain_image = DeepBetExtractor().extract(t1)
     brain = array(brain_image) > 0
