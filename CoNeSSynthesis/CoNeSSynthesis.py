@@ -5,15 +5,16 @@ the panel, and the logic runs ``cones synthesize`` in a background process throu
 :mod:`CoNeSSynthesisLib`, so Slicer stays responsive and Cancel leaves the scene as it was.
 """
 
-import subprocess
-from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import qt
 import slicer
 import vtk
-from CoNeSSynthesisLib import dependencies, location, testing, volumes
-from CoNeSSynthesisLib.jobs import Device, JobStatus, Progress, pythonInterpreter
+from CoNeSCommon import dependencies, location
+from CoNeSCommon.about import CITATION
+from CoNeSCommon.application import launchSlicerProcess, startSlicerProcess, workDirectory
+from CoNeSCommon.jobs import Device, JobStatus, Progress, pythonInterpreter
+from CoNeSSynthesisLib import testing, volumes
 from CoNeSSynthesisLib.synthesis import SynthesisJob, prepareSynthesis, readModelCard
 from slicer import vtkMRMLScalarVolumeNode
 from slicer.i18n import tr as _
@@ -30,12 +31,6 @@ from slicer.util import VTKObservationMixin
 from cones.segmentation.cli import SEGMENTATION_STAGE
 from cones.sequences import Sequence
 
-CITATION = (
-    "Y. Chen, M. Staring, O. M. Neve, S. R. Romeijn, E. F. Hensen, B. M. Verbist, J. M. Wolterink, Q. Tao. "
-    "CoNeS: Conditional neural fields with shift modulation for multi-sequence MRI translation. "
-    "Machine Learning for Biomedical Imaging (MELBA), 2024."
-)
-
 SOURCE_PARAMETERS = {
     Sequence.T1: "t1Volume",
     Sequence.T1CE: "t1ceVolume",
@@ -43,25 +38,6 @@ SOURCE_PARAMETERS = {
     Sequence.FLAIR: "flairVolume",
 }
 """The parameter node field that holds the volume of each sequence."""
-
-
-def workDirectory() -> Path:
-    """A new folder in Slicer's temporary folder, for one job's files."""
-    return Path(slicer.util.tempDirectory("CoNeS"))
-
-
-def startSlicerProcess(args: list[str], environment: Mapping[str, str]) -> subprocess.Popen:
-    """Start a process with Slicer's startup environment, for runs that wait for it (scripts)."""
-    return slicer.util.launchConsoleProcess(args, updateEnvironment=dict(environment))
-
-
-def launchSlicerProcess(
-    args: list[str], environment: Mapping[str, str], onLine: Callable[[str], None], onExit: Callable[[int], None]
-) -> subprocess.Popen:
-    """Start a process in the background; its lines and its end arrive on the GUI thread (Slicer >= 5.12)."""
-    return slicer.util.launchConsoleProcess(
-        args, updateEnvironment=dict(environment), blocking=False, logCallback=onLine, completedCallback=onExit
-    )
 
 
 class CoNeSSynthesis(ScriptedLoadableModule):
@@ -387,7 +363,7 @@ class CoNeSSynthesisLogic(ScriptedLoadableModuleLogic):
                 with ``segmentationModelPath`` (scripts); False returns the running
                 :class:`~CoNeSSynthesisLib.synthesis.SynthesisJob` at once (GUI), which has ``cancel()``
                 and, once done, ``outputNode`` and ``segmentationNode``.
-            onProgress: called with each :class:`~CoNeSSynthesisLib.jobs.Progress` (done, total slices).
+            onProgress: called with each :class:`~CoNeSCommon.jobs.Progress` (done, total slices).
             onDone: called with the job when it has ended (the output, if any, is in the scene then).
 
         Raises:

@@ -11,8 +11,11 @@ from typing import Annotated
 import qt
 import slicer
 import vtk
-from CoNeSSynthesisLib import dependencies, testing
-from CoNeSSynthesisLib.jobs import Device, JobStatus, pythonInterpreter
+from CoNeSCommon import dependencies
+from CoNeSCommon.about import CITATION
+from CoNeSCommon.application import launchSlicerProcess, startSlicerProcess
+from CoNeSCommon.jobs import Device, JobStatus, pythonInterpreter
+from CoNeSSynthesisLib import testing
 from CoNeSSynthesisLib.synthesis import readModelCard
 from CoNeSTrainingLib.training import (
     LAST_MODEL_NAME,
@@ -34,7 +37,6 @@ from slicer.ScriptedLoadableModule import (
 from slicer.util import VTKObservationMixin
 
 from cones.sequences import Sequence
-from CoNeSSynthesis import CITATION, launchSlicerProcess, startSlicerProcess
 
 SOURCE_PARAMETERS = {
     Sequence.T1: "t1Source",

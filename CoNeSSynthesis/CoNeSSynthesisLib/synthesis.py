@@ -18,11 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import SimpleITK as sitk
-from slicer import vtkMRMLScalarVolumeNode, vtkMRMLScene
-
-from cones.sequences import Sequence
-from CoNeSSynthesisLib import segmentation, volumes
-from CoNeSSynthesisLib.jobs import (
+from CoNeSCommon.jobs import (
     BackgroundLauncher,
     Device,
     JobStatus,
@@ -33,7 +29,11 @@ from CoNeSSynthesisLib.jobs import (
     conesEnvironment,
     startPlainProcess,
 )
-from CoNeSSynthesisLib.location import bundledModelPath
+from CoNeSCommon.location import bundledModelPath
+from slicer import vtkMRMLScalarVolumeNode, vtkMRMLScene
+
+from cones.sequences import Sequence
+from CoNeSSynthesisLib import segmentation, volumes
 
 if TYPE_CHECKING:
     from slicer import vtkMRMLSegmentationNode
@@ -214,8 +214,8 @@ class SynthesisJob:
         scene: the scene of the sources; a new output volume is added to it.
         request: a request from :func:`prepareSynthesis`.
         workDirectory: an empty folder the job owns and deletes when it ends (or fails to start).
-        python: the interpreter that runs ``cones`` (:func:`~CoNeSSynthesisLib.jobs.pythonInterpreter`).
-        onProgress: called with each :class:`~CoNeSSynthesisLib.jobs.Progress` of the process.
+        python: the interpreter that runs ``cones`` (:func:`~CoNeSCommon.jobs.pythonInterpreter`).
+        onProgress: called with each :class:`~CoNeSCommon.jobs.Progress` of the process.
         onLog: called with the process's other output lines.
         onDone: called once with the job when it has ended, its output (if any) in the scene.
     """
@@ -279,7 +279,7 @@ class SynthesisJob:
         self.process.cancel()
 
     def raiseForStatus(self) -> None:
-        """Raise unless the job succeeded (see :meth:`~CoNeSSynthesisLib.jobs.ProcessJob.raiseForStatus`)."""
+        """Raise unless the job succeeded (see :meth:`~CoNeSCommon.jobs.ProcessJob.raiseForStatus`)."""
         if self._loadError:
             raise RuntimeError(self._loadError)
         self.process.raiseForStatus()

@@ -24,12 +24,13 @@ import tempfile
 from pathlib import Path
 
 MODULE_DIRECTORY = Path(__file__).resolve().parent.parent
-"""The folder with ``CoNeSSynthesisLib``: the module folder in a checkout, ``qt-scripted-modules`` installed."""
+"""The folder with ``CoNeSCommon`` and ``CoNeSSynthesisLib``: the module folder in a checkout, or
+``qt-scripted-modules`` installed."""
 if str(MODULE_DIRECTORY) not in sys.path:
     sys.path.insert(0, str(MODULE_DIRECTORY))
 
 import slicer  # noqa: E402
-from CoNeSSynthesisLib.jobs import Device, Progress, pythonInterpreter  # noqa: E402
+from CoNeSCommon.jobs import Device, Progress, pythonInterpreter  # noqa: E402
 from CoNeSSynthesisLib.synthesis import SynthesisJob, prepareSynthesis  # noqa: E402
 
 from cones.cli import check_synthesis_outputs  # noqa: E402

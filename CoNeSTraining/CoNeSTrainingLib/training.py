@@ -1,6 +1,6 @@
 """A ``cones train`` run from Slicer: the checked command, the live progress, and the run's log.
 
-The run is the command line's, in a background process (:mod:`CoNeSSynthesisLib.jobs`), so the GUI
+The run is the command line's, in a background process (:mod:`CoNeSCommon.jobs`), so the GUI
 stays responsive and a run started here is exactly one that could have been typed. Progress comes
 from two places: tqdm's ``training: ... | 9/20 [...]`` lines give the iteration as soon as it is
 done, and ``log.jsonl`` in the run folder gives the losses every ``--log-interval`` iterations and
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from CoNeSSynthesisLib.jobs import (
+from CoNeSCommon.jobs import (
     BackgroundLauncher,
     Device,
     JobStatus,
@@ -249,7 +249,7 @@ class TrainingJob:
 
     Args:
         request: the run's options.
-        python: the interpreter that runs ``cones`` (:func:`~CoNeSSynthesisLib.jobs.pythonInterpreter`).
+        python: the interpreter that runs ``cones`` (:func:`~CoNeSCommon.jobs.pythonInterpreter`).
         onProgress: called with the :class:`TrainingProgress` whenever it changes.
         onLog: called with the process's output lines other than tqdm's progress bar.
         onDone: called once with the job when the process has ended.

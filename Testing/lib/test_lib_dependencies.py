@@ -6,7 +6,7 @@ import importlib.metadata
 from pathlib import Path
 
 import pytest
-from CoNeSSynthesisLib import dependencies
+from CoNeSCommon import dependencies
 
 
 def test_torch_is_found_from_its_metadata() -> None:

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from CoNeSSynthesisLib.jobs import (
+from CoNeSCommon.jobs import (
     Device,
     JobCancelled,
     JobStatus,

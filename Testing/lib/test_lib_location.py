@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from CoNeSSynthesisLib import location
+from CoNeSCommon import location
 
 
 def makeFile(path: Path) -> Path:

@@ -18,8 +18,8 @@ pytest.importorskip("slicer")
 import SimpleITK as sitk
 import slicer
 import vtk
+from CoNeSCommon.jobs import JobStatus
 from CoNeSSynthesisLib import segmentation, testing, volumes
-from CoNeSSynthesisLib.jobs import JobStatus
 from CoNeSSynthesisLib.synthesis import SynthesisJob, prepareSynthesis
 
 from cones.segmentation import load_segmentation_model

@@ -15,7 +15,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 MODULES = ("CoNeSSynthesis", "CoNeSTraining")
-LIBRARY_FILES = sorted(path for module in MODULES for path in (ROOT / module / f"{module}Lib").glob("*.py"))
+COMMON = ROOT / "CoNeSSynthesis" / "CoNeSCommon"
+APPLICATION_FILES = {COMMON / "application.py"}
+"""The shared files that run only inside the Slicer application (they import it inside functions)."""
+LIBRARY_FILES = sorted(
+    {path for module in MODULES for path in (ROOT / module / f"{module}Lib").glob("*.py")}
+    | set(COMMON.glob("*.py")) - APPLICATION_FILES
+)
 FORBIDDEN_MODULES = {"qt", "ctk", "slicer.ScriptedLoadableModule", "slicer.parameterNodeWrapper"}
 FORBIDDEN_SLICER_NAMES = {"app", "mrmlScene", "ScriptedLoadableModule"}
 SLICER_OWNED_PACKAGES = {"torch", "torchvision", "numpy", "simpleitk"}
@@ -65,7 +71,7 @@ def test_library_files_are_qt_free(path: Path) -> None:
 
 
 def test_every_library_is_checked() -> None:
-    assert {path.parent.name for path in LIBRARY_FILES} == {f"{module}Lib" for module in MODULES}
+    assert {path.parent.name for path in LIBRARY_FILES} == {f"{module}Lib" for module in MODULES} | {"CoNeSCommon"}
 
 
 def uiTree(module: str) -> ElementTree.Element:
@@ -116,7 +122,8 @@ def test_cmake_lists_every_python_file_and_resource(module: str) -> None:
     listed = set(re.findall(r"^\s+(\S+\.\w+)\s*$", (folder / "CMakeLists.txt").read_text(), flags=re.MULTILINE))
     listed = {entry.replace("${MODULE_NAME}", module) for entry in listed}
     python = {path.relative_to(folder).as_posix() for path in folder.glob(f"{module}*.py")}
-    python |= {path.relative_to(folder).as_posix() for path in (folder / f"{module}Lib").glob("*.py")}
+    for package in (f"{module}Lib", "CoNeSCommon"):
+        python |= {path.relative_to(folder).as_posix() for path in (folder / package).glob("*.py")}
     resources = {
         path.relative_to(folder).as_posix()
         for path in (folder / "Resources").rglob("*")
@@ -139,7 +146,7 @@ def test_cones_is_imported_after_the_library_that_makes_it_importable(path: Path
     for node in ast.parse(path.read_text(encoding="utf-8")).body:
         if isinstance(node, ast.ImportFrom) and node.module:
             lines.setdefault(node.module.split(".")[0], node.lineno)
-    assert lines["CoNeSSynthesisLib"] < lines["cones"]
+    assert lines["CoNeSCommon"] < lines["cones"]
 
 
 def test_requirements_leave_slicer_owned_packages_alone() -> None:

@@ -11,8 +11,9 @@ import pytest
 pytest.importorskip("slicer")
 import slicer
 import vtk
-from CoNeSSynthesisLib import location, testing
-from CoNeSSynthesisLib.jobs import Device, JobCancelled, JobStatus
+from CoNeSCommon import location
+from CoNeSCommon.jobs import Device, JobCancelled, JobStatus
+from CoNeSSynthesisLib import testing
 from CoNeSSynthesisLib.synthesis import SynthesisJob, prepareSynthesis, readModelCard
 
 from cones.sequences import Sequence

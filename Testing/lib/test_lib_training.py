@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from CoNeSSynthesisLib.jobs import Device, JobStatus
+from CoNeSCommon.jobs import Device, JobStatus
 from CoNeSTrainingLib.training import (
     BEST_MODEL_NAME,
     LAST_MODEL_NAME,

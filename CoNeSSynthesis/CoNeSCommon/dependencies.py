@@ -13,7 +13,7 @@ import importlib.metadata
 from collections.abc import Mapping
 from pathlib import Path
 
-from CoNeSSynthesisLib.location import MODULE_DIRECTORY
+from CoNeSCommon.location import MODULE_DIRECTORY
 
 __all__ = [
     "PINNED_PACKAGES",

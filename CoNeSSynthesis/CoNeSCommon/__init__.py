@@ -1,0 +1,17 @@
+"""What CoNeS Synthesis and CoNeS Training share: where ``cones`` and the bundled model are, background
+``cones`` processes, first-use dependencies, the Slicer process helpers and the citation.
+
+The package lives in the CoNeSSynthesis module folder. Slicer appends every scripted module's folder
+to ``sys.path`` when it registers the module (``qSlicerScriptedLoadableModuleFactory``), and an
+installed extension puts all module packages into the one ``qt-scripted-modules`` folder, so both
+modules import it by name in a source checkout and installed alike (CoNeSTraining also declares
+CoNeSSynthesis as a dependency).
+
+Importing the package makes the ``cones`` core package importable (a source checkout keeps
+``cones/`` at the repository root, outside ``sys.path``; see :mod:`.location`). Nothing here imports
+torch.
+"""
+
+from CoNeSCommon.location import makeConesImportable
+
+makeConesImportable()
