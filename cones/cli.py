@@ -288,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="start the generator from this trained model (fine-tuning; discriminator and optimizers start afresh)",
     )
     train.add_argument("--data-description", help="which data this is (recorded in the model)")
-    train.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    train.add_argument("--device", default="auto", help="auto (CUDA, then Apple MPS, then CPU), cpu, cuda[:N] or mps")
     train.add_argument("--output", required=True, help="run folder (last.pt, best.pt, log.jsonl)")
     train.set_defaults(handler=_train)
 
@@ -309,7 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--resample", action="store_true", help="resample sources onto the first source (no registration)"
     )
     synthesize.add_argument("--batch-size", type=int, help="slices per forward pass (default: 1 on CPU, 4 on CUDA)")
-    synthesize.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    synthesize.add_argument(
+        "--device", default="auto", help="auto (CUDA, then Apple MPS, then CPU), cpu, cuda[:N] or mps"
+    )
     preprocessing_cli.add_synthesize_options(synthesize)
     segmentation_cli.add_synthesize_options(synthesize)
     synthesize.set_defaults(handler=_synthesize)
@@ -349,7 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--cases", nargs="+", default=(), metavar="CASE", help="evaluate only these cases")
     evaluation.add_argument("--mean-from", help="cases (e.g. the training data) whose mean the mean imputation uses")
     evaluation.add_argument("--batch-size", type=int, help="slices per forward pass (default: 1 on CPU, 4 on CUDA)")
-    evaluation.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    evaluation.add_argument(
+        "--device", default="auto", help="auto (CUDA, then Apple MPS, then CPU), cpu, cuda[:N] or mps"
+    )
     evaluation.add_argument("--overwrite", action="store_true", help="replace an earlier evaluation in --output")
     evaluation.set_defaults(handler=_evaluate)
 
