@@ -5,14 +5,14 @@ the panel, and the logic runs ``cones synthesize`` in a background process throu
 :mod:`CoNeSSynthesisLib`, so Slicer stays responsive and Cancel leaves the scene as it was.
 """
 
+import logging
 from pathlib import Path
 
-import qt
 import slicer
 import vtk
 from CoNeSCommon import dependencies, location
 from CoNeSCommon.about import CITATION
-from CoNeSCommon.application import launchSlicerProcess, startSlicerProcess, workDirectory
+from CoNeSCommon.application import choosePath, launchSlicerProcess, newWorkDirectory, runEventLoopUntil
 from CoNeSCommon.jobs import Device, JobStatus, Progress, pythonInterpreter
 from CoNeSSynthesisLib import testing, volumes
 from CoNeSSynthesisLib.synthesis import SynthesisJob, prepareSynthesis, readModelCard
@@ -92,7 +92,7 @@ class CoNeSSynthesisParameterNode:
         (raw clinical scans); turned on when the chosen volumes are on different grids or not skull-stripped.
     addPreparedInputs - with prepareRawScans, also add the brain mask and the registered sources to the scene.
     segmentAfterSynthesis - segment the tumour after synthesis with the segmentation model.
-    segmentationModelPath - the segmentation model: a file, or an nnU-Net folder.
+    segmentationModelPath - the segmentation model: a file, or an nnU-Net folder; empty until chosen.
 
     Volumes are annotated with the plain node type, as in Slicer's module template: a node parameter
     may always be None, and the wrapper of older Slicer releases recognizes ``typing.Union`` but not
@@ -110,7 +110,7 @@ class CoNeSSynthesisParameterNode:
     prepareRawScans: bool = False
     addPreparedInputs: bool = False
     segmentAfterSynthesis: bool = False
-    segmentationModelPath: Path
+    segmentationModelPath: str = ""
 
 
 def sourceVolumes(parameterNode: CoNeSSynthesisParameterNode) -> dict[str, vtkMRMLScalarVolumeNode | None]:
@@ -149,6 +149,8 @@ class CoNeSSynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        self.ui.segmentationModelFileButton.connect("clicked(bool)", lambda: self._chooseSegmentationModel(False))
+        self.ui.segmentationModelFolderButton.connect("clicked(bool)", lambda: self._chooseSegmentationModel(True))
         self.initializeParameterNode()
 
     def cleanup(self):
@@ -185,6 +187,18 @@ class CoNeSSynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
             self._onParameterNodeModified()
 
+    def _chooseSegmentationModel(self, folder):
+        """Browse for a segmentation model file or an nnU-Net folder (the text field takes either typed)."""
+        chosen = choosePath(
+            slicer.util.mainWindow(),
+            _("Choose an nnU-Net folder") if folder else _("Choose a segmentation model"),
+            self._parameterNode.segmentationModelPath,
+            folder=folder,
+            nameFilter=_("Segmentation models (*.pt *.ts *.onnx)"),
+        )
+        if chosen is not None:
+            self._parameterNode.segmentationModelPath = chosen
+
     def _onParameterNodeModified(self, caller=None, event=None):
         if self._parameterNode.modelPath != self._shownModelPath:
             self._showModel(self._parameterNode.modelPath)
@@ -209,8 +223,9 @@ class CoNeSSynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if not self._needsDependencies:
             try:
                 card = self.logic.readModelCard(modelPath)
-            except ValueError as error:
-                text = str(error)
+            except Exception as error:  # a broken torch (ImportError, OSError from a DLL) must not break setup()
+                logging.exception("cannot read the model card of %s", modelPath)
+                text = str(error) if isinstance(error, ValueError) else f"{type(error).__name__}: {error}"
             else:
                 self._modelSources = card.sources
                 names = ", ".join(sequence.display_name for sequence in card.sources)
@@ -248,13 +263,16 @@ class CoNeSSynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.logic.ensureDependencies()
             self._showModel(self._parameterNode.modelPath)
             parameters = self._parameterNode
+            segmentationModel = parameters.segmentationModelPath.strip() if parameters.segmentAfterSynthesis else None
+            if segmentationModel == "":
+                raise ValueError(_("Choose a segmentation model, or untick 'Segment after synthesis'."))
             self._job = self.logic.synthesize(
                 parameters.modelPath,
                 sourceVolumes(parameters),
                 outputNode=parameters.outputVolume,
                 device=parameters.device,
                 allowResampling=parameters.allowResampling,
-                segmentationModelPath=parameters.segmentationModelPath if parameters.segmentAfterSynthesis else None,
+                segmentationModelPath=segmentationModel,
                 prepare=parameters.prepareRawScans,
                 addPreparedInputs=parameters.prepareRawScans and parameters.addPreparedInputs,
                 wait=False,
@@ -383,12 +401,12 @@ class CoNeSSynthesisLogic(ScriptedLoadableModuleLogic):
             addPreparedInputs=addPreparedInputs,
         )
         job = SynthesisJob(
-            slicer.mrmlScene, request, workDirectory(), pythonInterpreter(), onProgress=onProgress, onDone=onDone
+            slicer.mrmlScene, request, newWorkDirectory(), pythonInterpreter(), onProgress=onProgress, onDone=onDone
         )
+        job.start(launchSlicerProcess)
         if not wait:
-            job.start(launchSlicerProcess)
             return job
-        job.run(startSlicerProcess)
+        runEventLoopUntil(lambda: job.status is not JobStatus.RUNNING)
         job.raiseForStatus()
         return job.outputNode if segmentationModelPath is None else (job.outputNode, job.segmentationNode)
 
@@ -413,23 +431,15 @@ class CoNeSSynthesisTest(ScriptedLoadableModuleTest):
 
     def _model(self):
         """A tiny model file; writing it imports torch here, which is fine in a test (no inference runs here)."""
-        CoNeSSynthesisLogic().ensureDependencies()
-        return testing.writeTinyModel(workDirectory() / "tiny.pt")
+        dependencies.ensureDependencies(Path(slicer.app.temporaryPath), installWithoutAsking=True)
+        return testing.writeTinyModel(newWorkDirectory() / "tiny.pt")
 
     def _sources(self, case):
         return {sequence.value: case[sequence] for sequence in (Sequence.T1, Sequence.T2, Sequence.FLAIR)}
 
     def _waitFor(self, condition, timeoutSeconds=300):
         """Let the event loop run (the job's callbacks come from it) until ``condition()`` holds."""
-        loop = qt.QEventLoop()
-        poll = qt.QTimer()
-        poll.setInterval(100)
-        poll.timeout.connect(lambda: condition() and loop.quit())
-        qt.QTimer.singleShot(timeoutSeconds * 1000, loop.quit)
-        poll.start()
-        loop.exec_()
-        poll.stop()
-        self.assertTrue(condition(), "timed out waiting for the synthesis")
+        self.assertTrue(runEventLoopUntil(condition, timeoutSeconds), "timed out waiting for the synthesis")
 
     def test_synthesizeKeepsTheReferenceGridAndTheSources(self):
         self.delayDisplay("Synthesis from the console API")
@@ -451,7 +461,7 @@ class CoNeSSynthesisTest(ScriptedLoadableModuleTest):
         self.delayDisplay("Segment after synthesis from the console API")
         case = testing.addSyntheticCase(slicer.mrmlScene, "TEST-CASE")
         model = self._model()
-        segmentationModel = testing.writeTinySegmentationModel(workDirectory() / "segmentation.pt")
+        segmentationModel = testing.writeTinySegmentationModel(newWorkDirectory() / "segmentation.pt")
         output, tumour = CoNeSSynthesisLogic().synthesize(
             model, self._sources(case), device="cpu", segmentationModelPath=segmentationModel
         )

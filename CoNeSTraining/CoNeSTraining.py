@@ -8,12 +8,11 @@ continues it from its last saved iteration.
 from pathlib import Path
 from typing import Annotated
 
-import qt
 import slicer
 import vtk
 from CoNeSCommon import dependencies
 from CoNeSCommon.about import CITATION
-from CoNeSCommon.application import launchSlicerProcess, startSlicerProcess
+from CoNeSCommon.application import choosePath, launchSlicerProcess, newWorkDirectory, runEventLoopUntil
 from CoNeSCommon.jobs import Device, JobStatus, pythonInterpreter
 from CoNeSSynthesisLib import testing
 from CoNeSSynthesisLib.synthesis import readModelCard
@@ -101,7 +100,7 @@ class CoNeSTrainingParameterNode:
     device - where the network runs.
     resume - continue the run in the run folder instead of starting a new one.
     resample - resample sequences on other grids onto the first source instead of refusing them.
-    initialModel - optional trained model to fine-tune instead of starting from random weights.
+    initialModel - optional trained model to fine-tune instead of starting from random weights; empty for none.
     """
 
     dataDirectory: Path
@@ -121,7 +120,7 @@ class CoNeSTrainingParameterNode:
     device: Device = Device.AUTO
     resume: bool = False
     resample: bool = False
-    initialModel: Path = Path()
+    initialModel: str = ""
 
 
 def isChosen(path: Path) -> bool:
@@ -145,7 +144,7 @@ def trainingRequest(parameterNode: CoNeSTrainingParameterNode) -> TrainingReques
         device=parameterNode.device,
         resume=parameterNode.resume,
         resample=parameterNode.resample,
-        initialModel=parameterNode.initialModel if isChosen(parameterNode.initialModel) else None,
+        initialModel=Path(parameterNode.initialModel.strip()) if parameterNode.initialModel.strip() else None,
     )
 
 
@@ -170,6 +169,7 @@ class CoNeSTrainingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.ui.startButton.connect("clicked(bool)", self.onStartButton)
+        self.ui.initialModelFileButton.connect("clicked(bool)", self.onChooseInitialModel)
         self.initializeParameterNode()
 
     def cleanup(self):
@@ -204,6 +204,17 @@ class CoNeSTrainingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
             self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
             self._updateButtons()
+
+    def onChooseInitialModel(self):
+        """Browse for the model to start from; clearing the text field goes back to random weights."""
+        chosen = choosePath(
+            slicer.util.mainWindow(),
+            _("Choose the model to start from"),
+            self._parameterNode.initialModel,
+            nameFilter=_("CoNeS models (*.pt)"),
+        )
+        if chosen is not None:
+            self._parameterNode.initialModel = chosen
 
     def _updateButtons(self, caller=None, event=None):
         running = self._job is not None
@@ -289,10 +300,10 @@ class CoNeSTrainingLogic(ScriptedLoadableModuleLogic):
         """
         self.ensureDependencies()
         job = TrainingJob(request, pythonInterpreter(), onProgress=onProgress, onDone=onDone)
+        job.start(launchSlicerProcess)
         if not wait:
-            job.start(launchSlicerProcess)
             return job
-        job.run(startSlicerProcess)
+        runEventLoopUntil(lambda: job.process.status is not JobStatus.RUNNING)
         job.process.raiseForStatus()
         return job.lastModelPath
 
@@ -302,6 +313,8 @@ class CoNeSTrainingTest(ScriptedLoadableModuleTest):
 
     def setUp(self):
         slicer.mrmlScene.Clear()
+        # A clean Slicer under ctest has none of the requirements, and pip_ensure skips them in testing mode.
+        dependencies.ensureDependencies(Path(slicer.app.temporaryPath), installWithoutAsking=True)
 
     def runTest(self):
         self.setUp()
@@ -310,7 +323,7 @@ class CoNeSTrainingTest(ScriptedLoadableModuleTest):
         self.test_panelStartTrainsAndShowsProgress()
 
     def _request(self, **changes):
-        folder = Path(slicer.util.tempDirectory("CoNeSTrainingTest"))
+        folder = newWorkDirectory()
         data = testing.writeSyntheticDataset(folder / "data", cases=2)
         options = {
             "preset": "lite",
@@ -325,15 +338,7 @@ class CoNeSTrainingTest(ScriptedLoadableModuleTest):
 
     def _waitFor(self, condition, timeoutSeconds=600):
         """Let the event loop run (the job's callbacks come from it) until ``condition()`` holds."""
-        loop = qt.QEventLoop()
-        poll = qt.QTimer()
-        poll.setInterval(200)
-        poll.timeout.connect(lambda: condition() and loop.quit())
-        qt.QTimer.singleShot(timeoutSeconds * 1000, loop.quit)
-        poll.start()
-        loop.exec_()
-        poll.stop()
-        self.assertTrue(condition(), "timed out waiting for the training")
+        self.assertTrue(runEventLoopUntil(condition, timeoutSeconds), "timed out waiting for the training")
 
     def test_trainWritesAModelForTheChosenSequences(self):
         self.delayDisplay("Training from the console API")

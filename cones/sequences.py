@@ -27,6 +27,12 @@ class Sequence(StrEnum):
         """The name a radiologist reads in a GUI or a report."""
         return _DISPLAY_NAMES[self]
 
+    @staticmethod
+    def label(sequence: Sequence) -> str:
+        """The text of a sequence in a combo box: Slicer's parameter node GUI connector looks for a ``label``
+        function on an enum and shows the member names ("T1CE") without one."""
+        return sequence.display_name
+
 
 _DISPLAY_NAMES = {Sequence.T1: "T1", Sequence.T1CE: "T1ce", Sequence.T2: "T2", Sequence.FLAIR: "FLAIR"}
 

@@ -36,6 +36,7 @@ PINNED_PACKAGES: Mapping[str, str] = {
     "replace it",
     "numpy": "bundled with Slicer, whose compiled modules are built against this version",
     "SimpleITK": "bundled with Slicer and loaded by its core modules",
+    "scipy": "bundled with Slicer, compiled against its numpy; scikit-image requires it and must not upgrade it",
 }
 """Packages pinned to their installed version while installing the requirements, each with the reason."""
 
@@ -89,15 +90,20 @@ def writeConstraints(folder: Path) -> Path:
     return path
 
 
-def ensureDependencies(workDirectory: Path, requirementsPath: Path = REQUIREMENTS_PATH) -> None:
+def ensureDependencies(
+    workDirectory: Path, requirementsPath: Path = REQUIREMENTS_PATH, *, installWithoutAsking: bool = False
+) -> None:
     """Make sure torch and the module's requirements are installed, asking before installing anything.
 
     Runs inside Slicer only (it needs ``PyTorchUtils`` and ``slicer.packaging``); quick once all is
-    installed. In testing mode the dialogs are skipped by the Slicer helpers themselves.
+    installed. In testing mode (``--testing``, as ctest runs the self-tests) ``pip_ensure`` installs
+    nothing at all unless told to, and PyTorchUtils installs torch without its prompt; the self-tests
+    therefore pass ``installWithoutAsking``, since a clean Slicer has none of the requirements.
 
     Args:
         workDirectory: where the constraints file is written when something is to be installed.
         requirementsPath: the module's ``requirements.txt`` (it never lists torch).
+        installWithoutAsking: install the requirements without a dialog, in testing mode too (self-tests).
 
     Raises:
         DependencyError: the PyTorch extension is missing, the user declined installing torch, or the
@@ -120,4 +126,10 @@ def ensureDependencies(workDirectory: Path, requirementsPath: Path = REQUIREMENT
 
     requirements = slicer.packaging.load_requirements(requirementsPath)
     if not slicer.packaging.pip_check(requirements):
-        slicer.packaging.pip_ensure(requirements, constraints=writeConstraints(workDirectory), requester="CoNeS")
+        slicer.packaging.pip_ensure(
+            requirements,
+            constraints=writeConstraints(workDirectory),
+            requester="CoNeS",
+            prompt_install=not installWithoutAsking,
+            skip_in_testing=not installWithoutAsking,
+        )

@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections import deque
 from collections.abc import Callable, Mapping
 from collections.abc import Sequence as SequenceOf
@@ -39,6 +40,7 @@ __all__ = [
     "conesCommand",
     "conesEnvironment",
     "killProcessTree",
+    "makeWorkDirectory",
     "parseProgressLine",
     "pythonInterpreter",
     "startPlainProcess",
@@ -70,6 +72,7 @@ class Device(StrEnum):
     AUTO = "auto"
     CPU = "cpu"
     CUDA = "cuda"
+    MPS = "mps"
 
     @staticmethod
     def label(device: Device) -> str:
@@ -77,7 +80,12 @@ class Device(StrEnum):
         return _DEVICE_LABELS[device]
 
 
-_DEVICE_LABELS = {Device.AUTO: "Automatic (CUDA if available)", Device.CPU: "CPU", Device.CUDA: "CUDA (NVIDIA GPU)"}
+_DEVICE_LABELS = {
+    Device.AUTO: "Automatic (GPU if available)",
+    Device.CPU: "CPU",
+    Device.CUDA: "CUDA (NVIDIA GPU)",
+    Device.MPS: "MPS (Apple silicon GPU)",
+}
 
 
 class JobStatus(Enum):
@@ -133,6 +141,17 @@ def conesCommand(python: str, arguments: SequenceOf[str]) -> list[str]:
         lines = messages.getvalue().strip().splitlines()
         raise ValueError(lines[-1] if lines else f"invalid cones arguments {list(arguments)!r}") from None
     return [python, "-m", "cones.cli", *arguments]
+
+
+def makeWorkDirectory(parent: Path) -> Path:
+    """A new folder in ``parent`` that no other job can be given, for one job's files.
+
+    ``slicer.util.tempDirectory`` names folders by the time to the millisecond, so two jobs started
+    in the same millisecond would share one and the first to end would delete the other's files;
+    :func:`tempfile.mkdtemp` creates a fresh name atomically.
+    """
+    parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="CoNeS-", dir=parent))
 
 
 def pythonInterpreter() -> str:
@@ -218,6 +237,11 @@ class ProcessJob:
         onLog: called with every other output line (they also go to ``logging``).
         onFinished: called once with the job when the process has ended, before the work folder is
             deleted.
+
+    An exception raised by a callback is logged and kept in :attr:`callbackError`, and the job then
+    ends as FAILED with that error; it never reaches the caller of the callback. Slicer's output
+    poller (``launchConsoleProcess(blocking=False)``) stops polling for good when a callback raises,
+    which would leave the job RUNNING forever and its panel stuck on "Cancel".
     """
 
     def __init__(
@@ -238,6 +262,7 @@ class ProcessJob:
         self.progress: Progress | None = None
         self.process: subprocess.Popen | None = None
         self._onProgress, self._onLog, self._onFinished = onProgress, onLog, onFinished
+        self.callbackError: str | None = None
         self._cancelRequested = False
         self._output: deque[str] = deque(maxlen=_KEPT_LINES)
 
@@ -277,6 +302,8 @@ class ProcessJob:
             return "cancelled by the user"
         if self.status is not JobStatus.FAILED:
             return None
+        if self.callbackError is not None:
+            return self.callbackError
         errors = [line.removeprefix(_ERROR_PREFIX) for line in self._output if line.startswith(_ERROR_PREFIX)]
         if errors:
             return errors[-1]
@@ -294,7 +321,8 @@ class ProcessJob:
         if self.status is JobStatus.CANCELLED:
             raise JobCancelled(self.errorMessage)
         if self.status is JobStatus.FAILED:
-            raise (ValueError if self.returnCode == REFUSED_EXIT_CODE else RuntimeError)(self.errorMessage)
+            refused = self.returnCode == REFUSED_EXIT_CODE and self.callbackError is None
+            raise (ValueError if refused else RuntimeError)(self.errorMessage)
         if self.status is not JobStatus.SUCCEEDED:
             raise RuntimeError(f"the job has not ended; it is {self.status.value}")
 
@@ -313,27 +341,41 @@ class ProcessJob:
         progress = parseProgressLine(line)
         if progress is not None:
             self.progress = progress
-            if self._onProgress is not None:
-                self._onProgress(progress)
+            self._notify(self._onProgress, progress)
             return
         self._output.append(line)
         logger.info(line)
-        if self._onLog is not None:
-            self._onLog(line)
+        self._notify(self._onLog, line)
 
     def _handleExit(self, returnCode: int) -> None:
         self.returnCode = returnCode
         if self._cancelRequested:
             self.status = JobStatus.CANCELLED
+        elif returnCode != 0 or self.callbackError is not None:
+            self.status = JobStatus.FAILED
         else:
-            self.status = JobStatus.SUCCEEDED if returnCode == 0 else JobStatus.FAILED
+            self.status = JobStatus.SUCCEEDED
         logger.info("%s: %s", " ".join(self.args), self.status.value)
+        self._notify(self._onFinished, self)
+        if self.callbackError is not None and self.status is JobStatus.SUCCEEDED:
+            self.status = JobStatus.FAILED
+        self._removeWorkDirectory()
+
+    def _notify(self, callback: Callable[[object], None] | None, argument: object) -> None:
+        """Call ``callback(argument)``; log an exception from it and keep the first one (see the class)."""
+        if callback is None:
+            return
         try:
-            if self._onFinished is not None:
-                self._onFinished(self)
-        finally:
-            self._removeWorkDirectory()
+            callback(argument)
+        except Exception as error:
+            logger.exception("a callback of %s failed", " ".join(self.args))
+            if self.callbackError is None:
+                self.callbackError = f"{type(error).__name__} in {getattr(callback, '__qualname__', callback)}: {error}"
 
     def _removeWorkDirectory(self) -> None:
+        """Delete the work folder; a file another program keeps open (Windows) is logged, not raised."""
         if self.workDirectory is not None and self.workDirectory.exists():
-            shutil.rmtree(self.workDirectory)
+            try:
+                shutil.rmtree(self.workDirectory)
+            except OSError as error:
+                logger.warning("could not delete the work folder %s: %s", self.workDirectory, error)

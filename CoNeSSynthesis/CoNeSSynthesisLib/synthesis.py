@@ -288,9 +288,9 @@ class SynthesisJob:
         if process.status is JobStatus.SUCCEEDED:
             try:
                 self._loadResults()
-            except (RuntimeError, ValueError) as error:
-                self._loadError = str(error)
-                logger.error(self._loadError)
+            except Exception as error:  # whatever it is, the job must end and say why (see ProcessJob)
+                self._loadError = str(error) if isinstance(error, RuntimeError | ValueError) else repr(error)
+                logger.exception("could not load the results of %s", self.outputPath.parent)
         if self._onDone is not None:
             self._onDone(self)
 

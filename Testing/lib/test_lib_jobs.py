@@ -23,6 +23,7 @@ from CoNeSCommon.jobs import (
     Progress,
     conesCommand,
     conesEnvironment,
+    makeWorkDirectory,
     parseProgressLine,
     pythonInterpreter,
     startPlainProcess,
@@ -201,5 +202,43 @@ def test_pythonInterpreter_prefers_slicers_pythonslicer(tmp_path: Path, monkeypa
 
 
 def test_device_values_are_the_command_lines_and_labels_are_readable() -> None:
-    assert [device.value for device in Device] == ["auto", "cpu", "cuda"]
+    assert [device.value for device in Device] == ["auto", "cpu", "cuda", "mps"]
+    assert Device.label(Device.MPS) == "MPS (Apple silicon GPU)"
     assert Device.label(Device.CUDA) == "CUDA (NVIDIA GPU)"
+
+
+def failingCallback(argument: object) -> None:
+    raise KeyError("a bug in the panel")
+
+
+@pytest.mark.parametrize("callback", ["onProgress", "onLog", "onFinished"])
+def test_a_failing_callback_ends_the_job_as_failed_with_its_error(tmp_path: Path, callback: str) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    code = "print('CONES_PROGRESS 1 2 synthesize'); print('a log line'); print('CONES_PROGRESS 2 2 synthesize')"
+    job = ProcessJob(script(code), workDirectory=work, **{callback: failingCallback})
+    assert job.run() is JobStatus.FAILED
+    assert job.progress == Progress(2, 2, "synthesize"), "a failing callback does not stop the output being read"
+    assert "KeyError in failingCallback" in job.errorMessage and "a bug in the panel" in job.errorMessage
+    assert not work.exists()
+    with pytest.raises(RuntimeError, match="a bug in the panel"):
+        job.raiseForStatus()
+
+
+def test_a_failing_callback_in_the_background_still_reaches_the_end(tmp_path: Path) -> None:
+    ended = []
+    job = ProcessJob(
+        script("print('CONES_PROGRESS 1 1 synthesize')"),
+        onProgress=failingCallback,
+        onFinished=lambda job: ended.append(job.status),
+    )
+    job.start(threadLauncher)
+    drain(job, until=lambda: bool(ended))
+    assert ended == [JobStatus.FAILED]
+    assert job.status is JobStatus.FAILED
+
+
+def test_makeWorkDirectory_gives_every_job_its_own_folder(tmp_path: Path) -> None:
+    folders = [makeWorkDirectory(tmp_path / "temp") for _ in range(50)]
+    assert len(set(folders)) == 50
+    assert all(folder.is_dir() and folder.parent == tmp_path / "temp" for folder in folders)

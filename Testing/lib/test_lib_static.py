@@ -24,7 +24,12 @@ LIBRARY_FILES = sorted(
 )
 FORBIDDEN_MODULES = {"qt", "ctk", "slicer.ScriptedLoadableModule", "slicer.parameterNodeWrapper"}
 FORBIDDEN_SLICER_NAMES = {"app", "mrmlScene", "ScriptedLoadableModule"}
-SLICER_OWNED_PACKAGES = {"torch", "torchvision", "numpy", "simpleitk"}
+SLICER_OWNED_PACKAGES = {
+    "torch", "torchvision",  # installed by the PyTorch extension (PyTorchUtils), CUDA or CPU build
+    # bundled with Slicer 5.12 (SuperBuild/External_python-*.cmake and VTK)
+    "numpy", "scipy", "simpleitk", "vtk", "pydicom", "pillow", "requests", "packaging", "dicomweb-client",
+    "highdicom", "pip", "setuptools", "wheel",
+}  # fmt: skip
 
 
 def forbiddenUses(source: str) -> list[str]:

@@ -1,0 +1,125 @@
+"""What a real Slicer would show that no slicer-core test reaches: path fields, the version check, labels.
+
+These read the module sources and the .ui files (no Qt here), and run the parts that are plain Python.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
+
+import pytest
+from CoNeSCommon.compatibility import MINIMUM_SLICER_VERSION, unsupportedSlicerMessage
+
+from cones.sequences import Sequence
+
+ROOT = Path(__file__).resolve().parents[2]
+MODULES = ("CoNeSSynthesis", "CoNeSTraining")
+OPTIONAL_PATHS = {"CoNeSSynthesis": "segmentationModelPath", "CoNeSTraining": "initialModel"}
+"""The path parameters a user may leave empty."""
+
+
+def uiWidgets(module: str) -> list[ElementTree.Element]:
+    root = ElementTree.parse(ROOT / module / "Resources" / "UI" / f"{module}.ui").getroot()
+    return list(root.iter("widget"))
+
+
+def propertyText(widget: ElementTree.Element, name: str) -> str | None:
+    for prop in widget.findall("property"):
+        if prop.get("name") == name:
+            return "".join(prop.itertext()).strip()
+    return None
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_no_path_field_combines_folder_mode_with_name_filters(module: str) -> None:
+    """CTK turns name filters into a validator on the whole text: a folder could be neither typed nor browsed."""
+    fields = [widget for widget in uiWidgets(module) if widget.get("class") == "ctkPathLineEdit"]
+    assert fields
+    for field in fields:
+        filters = propertyText(field, "filters") or ""
+        assert not ("Dirs" in filters and propertyText(field, "nameFilters")), field.get("name")
+
+
+def parameterAssignments(module: str) -> dict[str, ast.AnnAssign]:
+    tree = ast.parse((ROOT / module / f"{module}.py").read_text(encoding="utf-8"))
+    wrapper = next(node for node in tree.body if isinstance(node, ast.ClassDef) and node.name.endswith("ParameterNode"))
+    return {node.target.id: node for node in wrapper.body if isinstance(node, ast.AnnAssign)}
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_optional_paths_are_empty_text_until_chosen_and_can_be_cleared(module: str) -> None:
+    """A ctkPathLineEdit never accepts empty text, and an unset Path parameter reads as "."."""
+    field = parameterAssignments(module)[OPTIONAL_PATHS[module]]
+    assert ast.unparse(field.annotation) == "str"
+    assert ast.literal_eval(field.value) == ""
+    bound = [widget for widget in uiWidgets(module) if propertyText(widget, "SlicerParameterName") == field.target.id]
+    assert len(bound) == 1
+    assert bound[0].get("class") == "QLineEdit"
+    assert propertyText(bound[0], "clearButtonEnabled") == "true"
+
+
+def test_the_segmentation_model_can_be_browsed_as_a_file_and_as_a_folder() -> None:
+    source = (ROOT / "CoNeSSynthesis" / "CoNeSSynthesis.py").read_text(encoding="utf-8")
+    names = {widget.get("name") for widget in uiWidgets("CoNeSSynthesis")}
+    for button in ("segmentationModelFileButton", "segmentationModelFolderButton"):
+        assert button in names
+        assert re.search(rf"self\.ui\.{button}\.connect\(", source), button
+
+
+@pytest.mark.parametrize(
+    ("version", "supported"), [((5, 8), False), ((5, 10), False), ((5, 12), True), ((5, 13), True), ((6, 0), True)]
+)
+def test_unsupportedSlicerMessage(version: tuple[int, int], supported: bool) -> None:
+    message = unsupportedSlicerMessage(version)
+    assert (message is None) is supported
+    if not supported:
+        assert "5.12 or later" in message and ".".join(map(str, version)) in message
+
+
+def test_the_version_check_runs_before_anything_else_of_the_shared_package() -> None:
+    body = ast.parse((ROOT / "CoNeSSynthesis" / "CoNeSCommon" / "__init__.py").read_text(encoding="utf-8")).body
+    statements = [node for node in body if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))]
+    assert ast.unparse(statements[0]) == "from CoNeSCommon.compatibility import checkSlicerVersion"
+    assert ast.unparse(statements[1]) == "checkSlicerVersion()"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        ROOT / "CoNeSSynthesis" / "CoNeSCommon" / "__init__.py",
+        ROOT / "CoNeSSynthesis" / "CoNeSCommon" / "compatibility.py",
+        ROOT / "CoNeSSynthesis" / "CoNeSCommon" / "location.py",
+        ROOT / "CoNeSSynthesis" / "CoNeSSynthesisLib" / "__init__.py",
+        ROOT / "CoNeSTraining" / "CoNeSTrainingLib" / "__init__.py",
+        ROOT / "CoNeSSynthesis" / "CoNeSSynthesis.py",
+        ROOT / "CoNeSTraining" / "CoNeSTraining.py",
+    ],
+    ids=lambda path: f"{path.parent.name}/{path.name}",
+)
+def test_what_runs_before_the_version_check_parses_as_python_3_9(path: Path) -> None:
+    """Slicer 5.8 has Python 3.9: these files must compile there so that the check can speak."""
+    ast.parse(path.read_text(encoding="utf-8"), feature_version=(3, 9))
+
+
+def test_every_module_file_imports_the_shared_package_before_the_core() -> None:
+    for module in MODULES:
+        tree = ast.parse((ROOT / module / f"{module}.py").read_text(encoding="utf-8"))
+        first = next(node for node in tree.body if isinstance(node, ast.ImportFrom) and node.module.startswith("Co"))
+        assert first.module.split(".")[0] == "CoNeSCommon", module
+
+
+def test_cmake_and_readme_state_the_minimum_version() -> None:
+    required = ".".join(map(str, MINIMUM_SLICER_VERSION))
+    cmake = (ROOT / "CMakeLists.txt").read_text(encoding="utf-8")
+    assert f'set(CoNeS_MINIMUM_SLICER_VERSION "{required}")' in cmake
+    assert 'if(Slicer_VERSION VERSION_LESS "${CoNeS_MINIMUM_SLICER_VERSION}")' in cmake
+    assert f"Slicer {required}" in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_sequences_have_labels_for_slicer_combo_boxes() -> None:
+    """Slicer's enum connector shows ``label(member)`` when the enum has one, else the member name ("T1CE")."""
+    labels = [Sequence.label(sequence) for sequence in Sequence]
+    assert labels == ["T1", "T1ce", "T2", "FLAIR"]
