@@ -130,7 +130,6 @@ class CoNeSSynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._job = None
         self._shownModelPath = None
         self._modelSources = ()
-        self._needsDependencies = False
         self._suggestedFor = None
 
     def setup(self):
@@ -215,23 +214,22 @@ class CoNeSSynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNode.prepareRawScans = self.logic.needsPreparation(chosen)
 
     def _showModel(self, modelPath):
-        """Label and show one volume selector per source of the model, as its card lists them."""
+        """Label and show one volume selector per source of the model, as its card lists them.
+
+        The card is read without torch (which may not even be installed yet), so this is quick and safe
+        in Slicer's own process.
+        """
         self._shownModelPath = modelPath
         self._modelSources = ()
-        self._needsDependencies = not self.logic.canReadModels()
-        text = _("PyTorch is not installed yet: Apply installs it (after asking), then reads the model.")
-        if not self._needsDependencies:
-            try:
-                card = self.logic.readModelCard(modelPath)
-            except Exception as error:  # a broken torch (ImportError, OSError from a DLL) must not break setup()
-                logging.exception("cannot read the model card of %s", modelPath)
-                text = str(error) if isinstance(error, ValueError) else f"{type(error).__name__}: {error}"
-            else:
-                self._modelSources = card.sources
-                names = ", ".join(sequence.display_name for sequence in card.sources)
-                text = _("Synthesizes {target} from {sources}.").format(
-                    target=card.targets[0].display_name, sources=names
-                )
+        try:
+            card = self.logic.readModelCard(modelPath)
+        except Exception as error:  # whatever goes wrong must not break setup(): the panel shows it instead
+            logging.exception("cannot read the model card of %s", modelPath)
+            text = str(error) if isinstance(error, ValueError) else f"{type(error).__name__}: {error}"
+        else:
+            self._modelSources = card.sources
+            names = ", ".join(sequence.display_name for sequence in card.sources)
+            text = _("Synthesizes {target} from {sources}.").format(target=card.targets[0].display_name, sources=names)
         self.ui.modelInfoLabel.text = text
         for sequence, (label, selector) in self._sourceRows.items():
             needed = sequence in self._modelSources
@@ -241,12 +239,10 @@ class CoNeSSynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             label.text = template.format(sequence=sequence.display_name)
 
     def _updateButtons(self):
-        """Apply needs a readable model and its sources, or is the way to install PyTorch; Cancel is always on."""
+        """Apply needs a readable model and its sources (it installs PyTorch first if needed); Cancel is always on."""
         running = self._job is not None
         chosen = sourceVolumes(self._parameterNode) if self._parameterNode else {}
-        ready = self._needsDependencies or (
-            bool(self._modelSources) and all(chosen.get(sequence.value) for sequence in self._modelSources)
-        )
+        ready = bool(self._modelSources) and all(chosen.get(sequence.value) for sequence in self._modelSources)
         self.ui.applyButton.text = _("Cancel") if running else _("Apply")
         self.ui.applyButton.enabled = running or (self._parameterNode is not None and ready)
         self.ui.inputsCollapsibleButton.enabled = not running
@@ -334,12 +330,12 @@ class CoNeSSynthesisLogic(ScriptedLoadableModuleLogic):
         """Install PyTorch and the other requirements on first use, after asking (see :mod:`dependencies`)."""
         dependencies.ensureDependencies(Path(slicer.app.temporaryPath))
 
-    def canReadModels(self):
-        """Whether model files can be read in this process (their cards need torch)."""
-        return dependencies.torchInstalled()
-
     def readModelCard(self, modelPath):
-        """The card of a model file: its sources in channel order and its target. Raises ValueError if refused."""
+        """The card of a model file: its sources in channel order and its target, read without torch.
+
+        Raises:
+            ValueError: the file is missing or refused.
+        """
         return readModelCard(modelPath)
 
     def needsPreparation(self, sourceVolumes):

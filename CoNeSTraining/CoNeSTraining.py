@@ -83,8 +83,8 @@ class CoNeSTraining(ScriptedLoadableModule):
 class CoNeSTrainingParameterNode:
     """What the user chose in CoNeS Training (saved with the scene).
 
-    dataDirectory - the folder of case folders to train on.
-    outputDirectory - the run folder (last.pt, best.pt, log.jsonl).
+    dataDirectory - the folder of case folders to train on; empty until chosen.
+    outputDirectory - the run folder (last.pt, best.pt, log.jsonl); empty until chosen.
     t1Source - whether T1 is a source.
     t1ceSource - whether T1ce is a source.
     t2Source - whether T2 is a source.
@@ -101,10 +101,13 @@ class CoNeSTrainingParameterNode:
     resume - continue the run in the run folder instead of starting a new one.
     resample - resample sequences on other grids onto the first source instead of refusing them.
     initialModel - optional trained model to fine-tune instead of starting from random weights; empty for none.
+
+    Paths are text bound to plain line edits: an unset ``Path`` parameter reads as ``Path()`` and shows
+    as "." in the panel, and a ``ctkPathLineEdit`` cannot be cleared (see :func:`CoNeSCommon.application.choosePath`).
     """
 
-    dataDirectory: Path
-    outputDirectory: Path
+    dataDirectory: str = ""
+    outputDirectory: str = ""
     t1Source: bool = True
     t1ceSource: bool = False
     t2Source: bool = True
@@ -123,16 +126,24 @@ class CoNeSTrainingParameterNode:
     initialModel: str = ""
 
 
-def isChosen(path: Path) -> bool:
-    """Whether a folder or file was chosen: an unset path parameter reads as ``Path()``, i.e. ``"."``."""
-    return str(path) not in ("", ".")
+def chosenPath(text: str) -> Path | None:
+    """The path typed or browsed into a path field, or None while the field is empty."""
+    return Path(text.strip()) if text.strip() else None
 
 
 def trainingRequest(parameterNode: CoNeSTrainingParameterNode) -> TrainingRequest:
-    """The request the parameter node describes."""
+    """The request the parameter node describes.
+
+    Raises:
+        ValueError: the dataset folder or the run folder is not chosen yet (an empty path would mean
+            Slicer's working folder).
+    """
+    dataDirectory, outputDirectory = chosenPath(parameterNode.dataDirectory), chosenPath(parameterNode.outputDirectory)
+    if dataDirectory is None or outputDirectory is None:
+        raise ValueError(_("Choose the dataset folder and the run folder."))
     return TrainingRequest(
-        dataDirectory=parameterNode.dataDirectory,
-        outputDirectory=parameterNode.outputDirectory,
+        dataDirectory=dataDirectory,
+        outputDirectory=outputDirectory,
         sources=tuple(sequence for sequence, name in SOURCE_PARAMETERS.items() if getattr(parameterNode, name)),
         target=parameterNode.target,
         preset=parameterNode.preset,
@@ -144,7 +155,7 @@ def trainingRequest(parameterNode: CoNeSTrainingParameterNode) -> TrainingReques
         device=parameterNode.device,
         resume=parameterNode.resume,
         resample=parameterNode.resample,
-        initialModel=Path(parameterNode.initialModel.strip()) if parameterNode.initialModel.strip() else None,
+        initialModel=chosenPath(parameterNode.initialModel),
     )
 
 
@@ -170,6 +181,12 @@ class CoNeSTrainingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.ui.startButton.connect("clicked(bool)", self.onStartButton)
         self.ui.initialModelFileButton.connect("clicked(bool)", self.onChooseInitialModel)
+        self.ui.dataDirectoryFolderButton.connect(
+            "clicked(bool)", lambda: self._chooseFolder("dataDirectory", _("Choose the folder of case folders"))
+        )
+        self.ui.outputDirectoryFolderButton.connect(
+            "clicked(bool)", lambda: self._chooseFolder("outputDirectory", _("Choose the run folder"))
+        )
         self.initializeParameterNode()
 
     def cleanup(self):
@@ -216,10 +233,19 @@ class CoNeSTrainingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if chosen is not None:
             self._parameterNode.initialModel = chosen
 
+    def _chooseFolder(self, parameterName, title):
+        """Browse for the folder of a folder parameter (its text field also takes a typed path)."""
+        chosen = choosePath(slicer.util.mainWindow(), title, getattr(self._parameterNode, parameterName), folder=True)
+        if chosen is not None:
+            setattr(self._parameterNode, parameterName, chosen)
+
     def _updateButtons(self, caller=None, event=None):
+        """Start needs the dataset folder and the run folder; while a run goes, the button stops it."""
         running = self._job is not None
         parameters = self._parameterNode
-        chosen = parameters is not None and isChosen(parameters.dataDirectory) and isChosen(parameters.outputDirectory)
+        chosen = parameters is not None and all(
+            chosenPath(text) is not None for text in (parameters.dataDirectory, parameters.outputDirectory)
+        )
         self.ui.startButton.text = _("Stop") if running else _("Start")
         self.ui.startButton.enabled = running or chosen
         self.ui.dataCollapsibleButton.enabled = not running
@@ -355,8 +381,9 @@ class CoNeSTrainingTest(ScriptedLoadableModuleTest):
         widget = slicer.modules.conestraining.widgetRepresentation().self()
         request = self._request()
         parameters = widget.logic.getParameterNode()
-        parameters.dataDirectory = request.dataDirectory
-        parameters.outputDirectory = request.outputDirectory
+        self.assertFalse(widget.ui.startButton.enabled, "Start waits for the dataset and run folders")
+        parameters.dataDirectory = str(request.dataDirectory)
+        parameters.outputDirectory = str(request.outputDirectory)
         parameters.preset = request.preset
         parameters.iterations = request.iterations
         parameters.batchSize = request.batchSize

@@ -61,7 +61,9 @@ PREPARED_FOLDER_NAME = "prepared"
 def readModelCard(modelPath: str | Path) -> ModelCard:
     """The card of a model file (which sources, in which order, and which target), without building the model.
 
-    A missing file is refused before torch is imported, so typing a path in the panel stays quick.
+    The card is read without importing torch (:func:`cones.checkpoint.read_model_card_without_torch`):
+    the panel reads it in Slicer's own process whenever a model is chosen, where torch must not run
+    (and may not be installed yet), and only the archive's small pickle is read, not the weights.
 
     Raises:
         ValueError: the file does not exist (saying so plainly when it is the bundled model that is
@@ -75,9 +77,9 @@ def readModelCard(modelPath: str | Path) -> ModelCard:
         )
     if not path.is_file():
         raise ValueError(f"the model file {str(path)!r} does not exist; choose a CoNeS model file (.pt)")
-    from cones.checkpoint import read_model_card
+    from cones.checkpoint import read_model_card_without_torch
 
-    return read_model_card(path)
+    return read_model_card_without_torch(path)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,10 @@ These read the module sources and the .ui files (no Qt here), and run the parts 
 from __future__ import annotations
 
 import ast
+import os
 import re
+import subprocess
+import sys
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
@@ -17,8 +20,11 @@ from cones.sequences import Sequence
 
 ROOT = Path(__file__).resolve().parents[2]
 MODULES = ("CoNeSSynthesis", "CoNeSTraining")
-OPTIONAL_PATHS = {"CoNeSSynthesis": "segmentationModelPath", "CoNeSTraining": "initialModel"}
-"""The path parameters a user may leave empty."""
+TEXT_PATHS = {
+    "CoNeSSynthesis": ("segmentationModelPath",),
+    "CoNeSTraining": ("dataDirectory", "outputDirectory", "initialModel"),
+}
+"""The path parameters that are empty until chosen (optional ones, and folders that have no sensible default)."""
 
 
 def uiWidgets(module: str) -> list[ElementTree.Element]:
@@ -33,10 +39,9 @@ def propertyText(widget: ElementTree.Element, name: str) -> str | None:
     return None
 
 
-@pytest.mark.parametrize("module", MODULES)
-def test_no_path_field_combines_folder_mode_with_name_filters(module: str) -> None:
+def test_no_path_field_combines_folder_mode_with_name_filters() -> None:
     """CTK turns name filters into a validator on the whole text: a folder could be neither typed nor browsed."""
-    fields = [widget for widget in uiWidgets(module) if widget.get("class") == "ctkPathLineEdit"]
+    fields = [widget for module in MODULES for widget in uiWidgets(module) if widget.get("class") == "ctkPathLineEdit"]
     assert fields
     for field in fields:
         filters = propertyText(field, "filters") or ""
@@ -49,16 +54,37 @@ def parameterAssignments(module: str) -> dict[str, ast.AnnAssign]:
     return {node.target.id: node for node in wrapper.body if isinstance(node, ast.AnnAssign)}
 
 
-@pytest.mark.parametrize("module", MODULES)
-def test_optional_paths_are_empty_text_until_chosen_and_can_be_cleared(module: str) -> None:
-    """A ctkPathLineEdit never accepts empty text, and an unset Path parameter reads as "."."""
-    field = parameterAssignments(module)[OPTIONAL_PATHS[module]]
+@pytest.mark.parametrize(("module", "name"), [(module, name) for module, names in TEXT_PATHS.items() for name in names])
+def test_paths_are_empty_text_until_chosen_and_can_be_cleared(module: str, name: str) -> None:
+    """A ctkPathLineEdit never accepts empty text, and an unset Path parameter shows as "."."""
+    field = parameterAssignments(module)[name]
     assert ast.unparse(field.annotation) == "str"
     assert ast.literal_eval(field.value) == ""
-    bound = [widget for widget in uiWidgets(module) if propertyText(widget, "SlicerParameterName") == field.target.id]
+    bound = [widget for widget in uiWidgets(module) if propertyText(widget, "SlicerParameterName") == name]
     assert len(bound) == 1
     assert bound[0].get("class") == "QLineEdit"
     assert propertyText(bound[0], "clearButtonEnabled") == "true"
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_every_browse_button_is_connected(module: str) -> None:
+    source = (ROOT / module / f"{module}.py").read_text(encoding="utf-8")
+    buttons = [
+        widget.get("name")
+        for widget in uiWidgets(module)
+        if widget.get("class") == "QToolButton" and widget.get("name").endswith(("FileButton", "FolderButton"))
+    ]
+    assert buttons
+    for button in buttons:
+        assert re.search(rf"self\.ui\.{button}\.connect\(", source), button
+
+
+def test_no_path_parameter_has_the_dot_default() -> None:
+    """``Path`` parameters without a default read as ``Path()``: the panel would show "." until one is chosen."""
+    for module in MODULES:
+        for name, field in parameterAssignments(module).items():
+            if ast.unparse(field.annotation) == "Path":
+                assert field.value is not None, f"{module}.{name}"
 
 
 def test_the_segmentation_model_can_be_browsed_as_a_file_and_as_a_folder() -> None:
@@ -123,3 +149,23 @@ def test_sequences_have_labels_for_slicer_combo_boxes() -> None:
     """Slicer's enum connector shows ``label(member)`` when the enum has one, else the member name ("T1CE")."""
     labels = [Sequence.label(sequence) for sequence in Sequence]
     assert labels == ["T1", "T1ce", "T2", "FLAIR"]
+
+
+def test_the_panel_reads_the_model_card_without_importing_torch() -> None:
+    """What Slicer's own process runs when the panel shows a model: the module libraries and the card."""
+    from CoNeSCommon.location import bundledModelPath
+
+    if not bundledModelPath().is_file():
+        pytest.skip("the bundled model is not in this checkout")
+    script = (
+        "import sys\n"
+        f"sys.path[:0] = {[str(ROOT / module) for module in MODULES]!r}\n"
+        "from CoNeSSynthesisLib.synthesis import readModelCard\n"
+        "import CoNeSTrainingLib.training\n"
+        "from CoNeSCommon.location import bundledModelPath\n"
+        "card = readModelCard(bundledModelPath())\n"
+        "print(' '.join(sequence.value for sequence in card.sources), 'torch' in sys.modules)\n"
+    )
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=environment, check=True)
+    assert result.stdout.split() == ["t1", "t2", "flair", "False"]

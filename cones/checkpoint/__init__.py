@@ -5,7 +5,9 @@ A CoNeS model file is a ``torch.save`` archive of tensors and plain data only. I
 channel order, which targets it synthesizes, how intensities are normalised, and where the weights
 came from. Every read goes through ``torch.load(weights_only=True)``: model files are shared between
 sites and downloaded from the web, and an ordinary pickle would run any code it carries the moment
-it is opened. Files are written atomically, so a crash never leaves half a model behind.
+it is opened. The card alone can also be read without torch (:func:`read_model_card_without_torch`,
+for Slicer's GUI process), by an unpickler that is stricter still. Files are written atomically, so
+a crash never leaves half a model behind.
 
 Example:
     >>> save_model("t1ce.pt", generator, card)                          # doctest: +SKIP
@@ -16,18 +18,37 @@ Example:
 
 from __future__ import annotations
 
-from cones.checkpoint.card import Architecture, ModelCard, Provenance, make_provenance
-from cones.checkpoint.describe import describe_model
-from cones.checkpoint.layout import FORMAT_NAME, FORMAT_VERSION, CheckpointError
-from cones.checkpoint.reading import (
-    LoadedModel,
-    load_checkpoint,
-    load_model,
-    load_resumable,
-    load_training_state,
-    read_model_card,
-)
-from cones.checkpoint.writing import save_model, strip_training_state
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Architecture": "card",
+    "ModelCard": "card",
+    "Provenance": "card",
+    "make_provenance": "card",
+    "describe_model": "describe",
+    "FORMAT_NAME": "layout",
+    "FORMAT_VERSION": "layout",
+    "CheckpointError": "layout",
+    "LoadedModel": "reading",
+    "load_checkpoint": "reading",
+    "load_model": "reading",
+    "load_resumable": "reading",
+    "load_training_state": "reading",
+    "read_model_card": "reading",
+    "read_model_card_without_torch": "torch_free",
+    "save_model": "writing",
+    "strip_training_state": "writing",
+}
+"""Where each public name lives. They are imported on first use, so that the card, the layout and
+:func:`read_model_card_without_torch` serve Slicer's GUI process without importing torch."""
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+
 
 __all__ = [
     "FORMAT_NAME",
@@ -44,6 +65,7 @@ __all__ = [
     "load_training_state",
     "make_provenance",
     "read_model_card",
+    "read_model_card_without_torch",
     "save_model",
     "strip_training_state",
 ]

@@ -2,23 +2,44 @@
 
 from __future__ import annotations
 
-from cones.model.architecture import Architecture, parse_architecture
-from cones.model.baselines import ASAPNetConfig, ASAPNetGenerator, Pix2PixConfig, Pix2PixGenerator
-from cones.model.discriminator import PatchDiscriminator, SingleScalePatchDiscriminator
-from cones.model.encoding import PositionalEncoding
-from cones.model.generator import CoNeSGenerator, GeneratorOutput, initialize_weights
-from cones.model.hypernetwork import Bottleneck, Hypernetwork
-from cones.model.mlp import ShiftModulatedMLP
-from cones.model.presets import (
-    AnyGeneratorConfig,
-    Preset,
-    build_discriminator,
-    build_generator,
-    discriminator_config,
-    generator_class,
-    generator_config,
-    generator_config_class,
-)
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Architecture": "architecture",
+    "parse_architecture": "architecture",
+    "ASAPNetConfig": "baselines",
+    "ASAPNetGenerator": "baselines",
+    "Pix2PixConfig": "baselines",
+    "Pix2PixGenerator": "baselines",
+    "AnyGeneratorConfig": "configs",
+    "generator_config_class": "configs",
+    "PatchDiscriminator": "discriminator",
+    "SingleScalePatchDiscriminator": "discriminator",
+    "PositionalEncoding": "encoding",
+    "CoNeSGenerator": "generator",
+    "GeneratorOutput": "generator",
+    "initialize_weights": "generator",
+    "Bottleneck": "hypernetwork",
+    "Hypernetwork": "hypernetwork",
+    "ShiftModulatedMLP": "mlp",
+    "Preset": "presets",
+    "build_discriminator": "presets",
+    "build_generator": "presets",
+    "discriminator_config": "presets",
+    "generator_class": "presets",
+    "generator_config": "presets",
+}
+"""Where each public name lives. They are imported on first use, so that reading a model card
+(:mod:`cones.checkpoint.card` needs the architectures and their config classes) does not import torch,
+as in Slicer's GUI process."""
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+
 
 __all__ = [
     "ASAPNetConfig",

@@ -8,25 +8,21 @@ from types import MappingProxyType
 
 from torch import nn
 
-from cones.config import DiscriminatorConfig, GeneratorConfig, JsonConfig
+from cones.config import DiscriminatorConfig
 from cones.model.architecture import Architecture, parse_architecture
-from cones.model.baselines import ASAPNetConfig, ASAPNetGenerator, Pix2PixConfig, Pix2PixGenerator
+from cones.model.baselines import ASAPNetGenerator, Pix2PixGenerator
+from cones.model.configs import GENERATOR_CONFIG_CLASSES, AnyGeneratorConfig
 from cones.model.discriminator import PatchDiscriminator
 from cones.model.generator import CoNeSGenerator
 
 __all__ = [
-    "AnyGeneratorConfig",
     "Preset",
     "build_discriminator",
     "build_generator",
     "discriminator_config",
     "generator_class",
     "generator_config",
-    "generator_config_class",
 ]
-
-AnyGeneratorConfig = GeneratorConfig | Pix2PixConfig | ASAPNetConfig
-"""The config of a generator of any :class:`~cones.model.Architecture`."""
 
 
 class Preset(StrEnum):
@@ -46,10 +42,6 @@ class Preset(StrEnum):
     PAPER = "paper"
     LITE = "lite"
 
-
-_CONFIG_CLASSES: Mapping[Architecture, type[JsonConfig]] = MappingProxyType(
-    {Architecture.CONES: GeneratorConfig, Architecture.PIX2PIX: Pix2PixConfig, Architecture.ASAPNET: ASAPNetConfig}
-)
 
 _GENERATOR_CLASSES: Mapping[Architecture, type[nn.Module]] = MappingProxyType(
     {
@@ -97,11 +89,6 @@ def _parse_preset(preset: Preset | str) -> Preset:
         raise ValueError(f"unknown preset {preset!r}; choose one of {[p.value for p in Preset]}") from None
 
 
-def generator_config_class(arch: Architecture | str) -> type[JsonConfig]:
-    """The config class that describes generators of ``arch`` (what a model card stores)."""
-    return _CONFIG_CLASSES[parse_architecture(arch)]
-
-
 def generator_class(arch: Architecture | str) -> type[nn.Module]:
     """The generator class of ``arch``; it is built from one config argument."""
     return _GENERATOR_CLASSES[parse_architecture(arch)]
@@ -113,7 +100,7 @@ def generator_config(
     """The generator config of ``arch`` at ``preset`` for ``in_channels`` sources and ``out_channels`` targets."""
     arch = parse_architecture(arch)
     changes = _GENERATOR_PRESETS[arch, _parse_preset(preset)]
-    return _CONFIG_CLASSES[arch](in_channels=in_channels, out_channels=out_channels, **changes)
+    return GENERATOR_CONFIG_CLASSES[arch](in_channels=in_channels, out_channels=out_channels, **changes)
 
 
 def discriminator_config(preset: Preset | str, in_channels: int, out_channels: int) -> DiscriminatorConfig:

@@ -7,8 +7,22 @@ architecture alike.
 
 from __future__ import annotations
 
-from cones.model.baselines.asapnet import ASAPNetGenerator
-from cones.model.baselines.config import ASAPNetConfig, Pix2PixConfig
-from cones.model.baselines.pix2pix import Pix2PixGenerator
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "ASAPNetConfig": "config",
+    "Pix2PixConfig": "config",
+    "ASAPNetGenerator": "asapnet",
+    "Pix2PixGenerator": "pix2pix",
+}
+"""Where each public name lives, imported on first use: the configs (read with every model card) need no torch."""
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+
 
 __all__ = ["ASAPNetConfig", "ASAPNetGenerator", "Pix2PixConfig", "Pix2PixGenerator"]
