@@ -15,6 +15,7 @@ from CoNeSCommon.about import CITATION
 from CoNeSCommon.application import choosePath, launchSlicerProcess, newWorkDirectory, runEventLoopUntil
 from CoNeSCommon.jobs import Device, JobStatus, Progress, pythonInterpreter
 from CoNeSSynthesisLib import testing, volumes
+from CoNeSSynthesisLib.sample import SAMPLE_DATA_REQUIREMENTS, SampleCaseJob
 from CoNeSSynthesisLib.synthesis import SynthesisJob, prepareSynthesis, readModelCard
 from slicer import vtkMRMLScalarVolumeNode
 from slicer.i18n import tr as _
@@ -29,7 +30,7 @@ from slicer.ScriptedLoadableModule import (
 from slicer.util import VTKObservationMixin
 
 from cones.segmentation.cli import SEGMENTATION_STAGE
-from cones.sequences import Sequence
+from cones.sequences import Sequence, parse_sequence
 
 SOURCE_PARAMETERS = {
     Sequence.T1: "t1Volume",
@@ -61,7 +62,9 @@ class CoNeSSynthesis(ScriptedLoadableModule):
                 "TorchScript or ONNX network with its sidecar, or an nnU-Net folder) then segments the case completed "
                 "by the synthesized sequence into a segmentation with NCR, ED and ET segments. "
                 "The network runs in a background process: Slicer stays responsive and Cancel leaves the scene "
-                "unchanged. PyTorch and the other dependencies are installed on the first Apply, after asking.<br><br>"
+                "unchanged. PyTorch and the other dependencies are installed on the first Apply, after asking. "
+                "No data of your own? 'Load sample case' generates a glioma case from real brain anatomy (T1, T2, "
+                "FLAIR, and its T1ce to compare the synthesized one with) and selects it.<br><br>"
                 "A synthesized image is not an acquired one; do not use it for diagnosis.<br><br>Method: "
             )
             + CITATION
@@ -128,6 +131,7 @@ class CoNeSSynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self._job = None
+        self._sampleJob = None
         self._shownModelPath = None
         self._modelSources = ()
         self._suggestedFor = None
@@ -148,6 +152,7 @@ class CoNeSSynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        self.ui.loadSampleCaseButton.connect("clicked(bool)", self.onLoadSampleCaseButton)
         self.ui.segmentationModelFileButton.connect("clicked(bool)", lambda: self._chooseSegmentationModel(False))
         self.ui.segmentationModelFolderButton.connect("clicked(bool)", lambda: self._chooseSegmentationModel(True))
         self.initializeParameterNode()
@@ -155,6 +160,7 @@ class CoNeSSynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def cleanup(self):
         """Called when the application closes: stop a running job, drop every observer."""
         self._cancelJob()
+        self._cancelSampleJob()
         self.removeObservers()
 
     def enter(self):
@@ -166,6 +172,7 @@ class CoNeSSynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onSceneStartClose(self, caller, event):
         """The sources are about to disappear: a running job can no longer deliver its result."""
         self._cancelJob()
+        self._cancelSampleJob()
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event):
@@ -241,10 +248,12 @@ class CoNeSSynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _updateButtons(self):
         """Apply needs a readable model and its sources (it installs PyTorch first if needed); Cancel is always on."""
         running = self._job is not None
+        generating = self._sampleJob is not None
         chosen = sourceVolumes(self._parameterNode) if self._parameterNode else {}
         ready = bool(self._modelSources) and all(chosen.get(sequence.value) for sequence in self._modelSources)
         self.ui.applyButton.text = _("Cancel") if running else _("Apply")
-        self.ui.applyButton.enabled = running or (self._parameterNode is not None and ready)
+        self.ui.applyButton.enabled = running or (self._parameterNode is not None and ready and not generating)
+        self.ui.loadSampleCaseButton.enabled = not (running or generating)
         self.ui.inputsCollapsibleButton.enabled = not running
         self.ui.outputsCollapsibleButton.enabled = not running
         self.ui.advancedCollapsibleButton.enabled = not running
@@ -282,6 +291,35 @@ class CoNeSSynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _cancelJob(self):
         if self._job is not None:
             self._job.cancel()
+
+    def onLoadSampleCaseButton(self):
+        """Generate a sample case in the background; the logic selects its volumes when they are in the scene."""
+        with slicer.util.tryWithErrorDisplay(_("The sample case could not be generated."), waitCursor=True):
+            self._sampleJob = self.logic.loadSampleCase(wait=False, onDone=self._onSampleCaseDone)
+            self.ui.progressBar.maximum = 0  # busy: the generator reports no progress
+            self.ui.statusLabel.text = _("Generating a sample case (about a minute)...")
+        self._updateButtons()
+
+    def _cancelSampleJob(self):
+        if self._sampleJob is not None:
+            self._sampleJob.cancel()
+
+    def _onSampleCaseDone(self, job: SampleCaseJob):
+        self._sampleJob = None
+        self.ui.progressBar.maximum = 100
+        self.ui.progressBar.value = 0
+        self._updateButtons()
+        if job.status is JobStatus.SUCCEEDED:
+            self.ui.statusLabel.text = _(
+                "Sample case loaded and selected: {names}. Its T1ce is there to compare the synthesized one with."
+            ).format(names=", ".join(node.GetName() for node in job.volumes.values()))
+            slicer.util.setSliceViewerLayers(background=job.volumes[Sequence.T1], fit=True)
+        elif job.status is JobStatus.CANCELLED:
+            self.ui.statusLabel.text = _("Sample case cancelled.")
+        else:
+            self.ui.statusLabel.text = _("Failed: {message}").format(message=job.errorMessage)
+            message = _("The sample case could not be generated: {message}").format(message=job.errorMessage)
+            slicer.util.errorDisplay(message)
 
     def _onProgress(self, progress: Progress):
         if progress.stage == SEGMENTATION_STAGE:
@@ -337,6 +375,55 @@ class CoNeSSynthesisLogic(ScriptedLoadableModuleLogic):
             ValueError: the file is missing or refused.
         """
         return readModelCard(modelPath)
+
+    def selectSourceVolumes(self, sourceVolumes):
+        """Select volumes keyed by sequence (any spelling, e.g. ``{"t1": node}``) as the panel's sources."""
+        parameterNode = self.getParameterNode()
+        for sequence, node in sourceVolumes.items():
+            setattr(parameterNode, SOURCE_PARAMETERS[parse_sequence(sequence)], node)
+
+    def loadSampleCase(self, seed=0, size=None, spacingMm=None, select=True, wait=True, onDone=None):
+        """Generate a glioma case from real brain anatomy (``cones sample-data``) and add its sequences to the scene.
+
+        For trying the module with no data of one's own: T1, T2 and FLAIR to synthesize from, and the
+        case's own T1ce to compare the synthesized one with. nilearn (which holds the template anatomy)
+        is installed on first use, after asking, together with any other missing requirement.
+
+        Args:
+            seed: which case; the same seed gives the same case.
+            size: the grid in voxels, (x, y, z); ``None`` for BraTS's 240 x 240 x 155 (about half a minute).
+            spacingMm: the isotropic voxel size; ``None`` for 1 mm.
+            select: select the volumes as the sources in the module's parameter node once they are added.
+            wait: True generates to the end and returns the volumes keyed by sequence (scripts); False
+                returns the running :class:`~CoNeSSynthesisLib.sample.SampleCaseJob` at once (GUI).
+            onDone: called with the job when it has ended (its ``volumes`` are in the scene then).
+
+        Raises:
+            RuntimeError: the generator failed or (``wait=True``) was cancelled.
+        """
+        dependencies.ensureDependencies(Path(slicer.app.temporaryPath), extraRequirements=SAMPLE_DATA_REQUIREMENTS)
+
+        def finish(job):
+            if select and job.status is JobStatus.SUCCEEDED:
+                self.selectSourceVolumes(job.volumes)
+            if onDone is not None:
+                onDone(job)
+
+        job = SampleCaseJob(
+            slicer.mrmlScene,
+            newWorkDirectory(),
+            pythonInterpreter(),
+            seed=seed,
+            size=size,
+            spacingMm=spacingMm,
+            onDone=finish,
+        )
+        job.start(launchSlicerProcess)
+        if not wait:
+            return job
+        runEventLoopUntil(lambda: job.status is not JobStatus.RUNNING)
+        job.raiseForStatus()
+        return job.volumes
 
     def needsPreparation(self, sourceVolumes):
         """Whether the volumes (keyed by sequence) look like raw scans: different grids, or not skull-stripped."""
@@ -424,6 +511,8 @@ class CoNeSSynthesisTest(ScriptedLoadableModuleTest):
         self.test_cancelLeavesTheSceneUnchanged()
         self.setUp()
         self.test_panelApplyCreatesTheOutput()
+        self.setUp()
+        self.test_loadSampleCaseSelectsTheSourcesToSynthesizeFrom()
 
     def _model(self):
         """A tiny model file; writing it imports torch here, which is fine in a test (no inference runs here)."""
@@ -504,3 +593,17 @@ class CoNeSSynthesisTest(ScriptedLoadableModuleTest):
         output = slicer.mrmlScene.GetFirstNodeByName("TEST-CASE T1ce (synthesized)")
         self.assertIsNotNone(output, widget.ui.statusLabel.text)
         self.assertEqual(widget.ui.progressBar.value, 100)
+
+    def test_loadSampleCaseSelectsTheSourcesToSynthesizeFrom(self):
+        self.delayDisplay("Load sample case")
+        dependencies.ensureDependencies(
+            Path(slicer.app.temporaryPath), extraRequirements=SAMPLE_DATA_REQUIREMENTS, installWithoutAsking=True
+        )
+        logic = CoNeSSynthesisLogic()
+        loaded = logic.loadSampleCase(size=(48, 48, 32), spacingMm=5.0)
+        self.assertEqual(loaded[Sequence.T1CE].GetName(), "CONES-SAMPLE-000_t1ce")
+        parameters = logic.getParameterNode()
+        for sequence, node in loaded.items():
+            self.assertEqual(getattr(parameters, SOURCE_PARAMETERS[sequence]).GetID(), node.GetID())
+        output = logic.synthesize(self._model(), sourceVolumes(parameters), device="cpu")
+        self.assertEqual(output.GetName(), "CONES-SAMPLE-000 T1ce (synthesized)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.metadata
 from collections.abc import Mapping
+from collections.abc import Sequence as SequenceOf
 from pathlib import Path
 
 from CoNeSCommon.location import MODULE_DIRECTORY
@@ -91,7 +92,11 @@ def writeConstraints(folder: Path) -> Path:
 
 
 def ensureDependencies(
-    workDirectory: Path, requirementsPath: Path = REQUIREMENTS_PATH, *, installWithoutAsking: bool = False
+    workDirectory: Path,
+    requirementsPath: Path = REQUIREMENTS_PATH,
+    *,
+    extraRequirements: SequenceOf[str] = (),
+    installWithoutAsking: bool = False,
 ) -> None:
     """Make sure torch and the module's requirements are installed, asking before installing anything.
 
@@ -103,6 +108,8 @@ def ensureDependencies(
     Args:
         workDirectory: where the constraints file is written when something is to be installed.
         requirementsPath: the module's ``requirements.txt`` (it never lists torch).
+        extraRequirements: requirements of one feature (e.g. nilearn for the sample case), asked for in
+            the same dialog as any missing requirement of the file.
         installWithoutAsking: install the requirements without a dialog, in testing mode too (self-tests).
 
     Raises:
@@ -124,7 +131,7 @@ def ensureDependencies(
 
     import slicer.packaging
 
-    requirements = slicer.packaging.load_requirements(requirementsPath)
+    requirements = [*slicer.packaging.load_requirements(requirementsPath), *extraRequirements]
     if not slicer.packaging.pip_check(requirements):
         slicer.packaging.pip_ensure(
             requirements,

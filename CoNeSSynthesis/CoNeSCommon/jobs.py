@@ -235,6 +235,9 @@ class ProcessJob:
         workDirectory: a folder to delete when the job ends.
         onProgress: called with each :class:`Progress` line.
         onLog: called with every other output line (they also go to ``logging``).
+        onSucceeded: called with the job when the process has succeeded, before ``onFinished``, to take
+            in its results (read them from the work folder into the scene); if it raises, the job
+            ends FAILED with its error, so ``onFinished`` sees the job's true end.
         onFinished: called once with the job when the process has ended, before the work folder is
             deleted.
 
@@ -252,6 +255,7 @@ class ProcessJob:
         workDirectory: Path | None = None,
         onProgress: Callable[[Progress], None] | None = None,
         onLog: LineCallback | None = None,
+        onSucceeded: Callable[[ProcessJob], None] | None = None,
         onFinished: Callable[[ProcessJob], None] | None = None,
     ) -> None:
         self.args = list(args)
@@ -261,7 +265,8 @@ class ProcessJob:
         self.returnCode: int | None = None
         self.progress: Progress | None = None
         self.process: subprocess.Popen | None = None
-        self._onProgress, self._onLog, self._onFinished = onProgress, onLog, onFinished
+        self._onProgress, self._onLog = onProgress, onLog
+        self._onSucceeded, self._onFinished = onSucceeded, onFinished
         self.callbackError: str | None = None
         self._cancelRequested = False
         self._output: deque[str] = deque(maxlen=_KEPT_LINES)
@@ -355,6 +360,9 @@ class ProcessJob:
             self.status = JobStatus.FAILED
         else:
             self.status = JobStatus.SUCCEEDED
+            self._notify(self._onSucceeded, self)
+            if self.callbackError is not None:
+                self.status = JobStatus.FAILED
         logger.info("%s: %s", " ".join(self.args), self.status.value)
         self._notify(self._onFinished, self)
         if self.callbackError is not None and self.status is JobStatus.SUCCEEDED:

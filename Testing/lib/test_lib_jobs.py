@@ -211,7 +211,7 @@ def failingCallback(argument: object) -> None:
     raise KeyError("a bug in the panel")
 
 
-@pytest.mark.parametrize("callback", ["onProgress", "onLog", "onFinished"])
+@pytest.mark.parametrize("callback", ["onProgress", "onLog", "onSucceeded", "onFinished"])
 def test_a_failing_callback_ends_the_job_as_failed_with_its_error(tmp_path: Path, callback: str) -> None:
     work = tmp_path / "work"
     work.mkdir()
@@ -236,6 +236,34 @@ def test_a_failing_callback_in_the_background_still_reaches_the_end(tmp_path: Pa
     drain(job, until=lambda: bool(ended))
     assert ended == [JobStatus.FAILED]
     assert job.status is JobStatus.FAILED
+
+
+@pytest.mark.parametrize(("code", "loads"), [("print('done')", True), ("raise SystemExit(1)", False)])
+def test_onSucceeded_reads_the_work_folder_before_the_end_and_only_after_success(
+    tmp_path: Path, code: str, loads: bool
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "result.txt").write_text("the result", encoding="utf-8")
+    seen = []
+    job = ProcessJob(
+        script(code),
+        workDirectory=work,
+        onSucceeded=lambda job: seen.append((work / "result.txt").read_text(encoding="utf-8")),
+        onFinished=lambda job: seen.append(job.status),
+    )
+    job.run()
+    assert seen == (["the result", JobStatus.SUCCEEDED] if loads else [JobStatus.FAILED])
+    assert not work.exists()
+
+
+def test_a_failing_onSucceeded_is_seen_as_failed_by_onFinished(tmp_path: Path) -> None:
+    ended = []
+    job = ProcessJob(
+        script("print('done')"), onSucceeded=failingCallback, onFinished=lambda job: ended.append(job.status)
+    )
+    assert job.run() is JobStatus.FAILED
+    assert ended == [JobStatus.FAILED]
 
 
 def test_makeWorkDirectory_gives_every_job_its_own_folder(tmp_path: Path) -> None:
