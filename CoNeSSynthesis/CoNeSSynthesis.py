@@ -399,7 +399,8 @@ class CoNeSSynthesisLogic(ScriptedLoadableModuleLogic):
             onDone: called with the job when it has ended (its ``volumes`` are in the scene then).
 
         Raises:
-            RuntimeError: the generator failed or (``wait=True``) was cancelled.
+            ValueError: the generator refused ``size`` or ``spacingMm`` (its message).
+            RuntimeError: a dependency was declined, or the generator failed or (``wait=True``) was cancelled.
         """
         dependencies.ensureDependencies(Path(slicer.app.temporaryPath), extraRequirements=SAMPLE_DATA_REQUIREMENTS)
 

@@ -6,6 +6,7 @@ import os
 import random
 import subprocess
 import sys
+import zipfile
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -172,3 +173,12 @@ def test_a_truncated_file_is_refused_as_corrupt(model_with_training_state: Path,
         truncated.write_bytes(data[:size])
         with pytest.raises(CheckpointError, match=r"refusing to load .*: it is truncated or corrupt"):
             read_model_card_without_torch(truncated)
+
+
+def test_a_damaged_pickle_is_refused_as_corrupt_whatever_it_raises(tmp_path: Path) -> None:
+    """``OrderedDict(1)``: an allowed global called with arguments it refuses (a TypeError inside the unpickler)."""
+    damaged = tmp_path / "damaged.pt"
+    with zipfile.ZipFile(damaged, "w") as archive:
+        archive.writestr("archive/data.pkl", b"\x80\x02ccollections\nOrderedDict\nK\x01\x85R.")
+    with pytest.raises(CheckpointError, match=r"damaged\.pt: it is truncated or corrupt \(.*int.*\)"):
+        read_model_card_without_torch(damaged)

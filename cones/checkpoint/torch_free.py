@@ -163,7 +163,8 @@ def read_model_card_without_torch(path: str | os.PathLike[str]) -> ModelCard:
             raw = unpickle_payload(stream)
     except pickle.UnpicklingError as error:
         raise refusal(path, EXECUTABLE_CONTENT) from error
-    except (zipfile.BadZipFile, EOFError, KeyError, ValueError, OSError) as error:
-        raise refusal(path, f"it is truncated or corrupt ({str(error).splitlines()[0]})") from error
+    except Exception as error:  # a damaged pickle can fail in any way (TypeError from a call with bad arguments...)
+        detail = next(iter(str(error).splitlines()), "") or type(error).__name__
+        raise refusal(path, f"it is truncated or corrupt ({detail})") from error
     check_layout(path, raw, is_tensor=lambda value: isinstance(value, TensorPlaceholder))
     return parse_card(path, raw)
