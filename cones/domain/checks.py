@@ -216,6 +216,17 @@ class _Checks:
                     f"{name}: empty foreground (no voxel above {threshold:g})",
                 )
                 continue
+            distinct = np.unique(foreground[:: max(1, foreground.size // 1_000_000)])
+            if distinct.size <= LABEL_MAP_MAX_VALUES and np.all(distinct == np.round(distinct)):
+                shown = ", ".join(f"{value:g}" for value in distinct[:8])
+                self._find(
+                    "label-map",
+                    Severity.ERROR,
+                    (sequence,),
+                    f"{name}: it holds only {distinct.size} distinct integer value{'s' if distinct.size > 1 else ''} "
+                    f"({shown}); it is a label map or mask, not an MR image",
+                )
+                continue
             low, high = np.percentile(
                 foreground, [self.card.normalization.lower_percentile, self.card.normalization.upper_percentile]
             )
@@ -225,18 +236,6 @@ class _Checks:
                     Severity.ERROR,
                     (sequence,),
                     f"{name}: the volume is constant ({low:g}) inside its foreground",
-                )
-                continue
-            sample = foreground[:: max(1, foreground.size // 1_000_000)]
-            distinct = np.unique(sample[:2_000_000])
-            if distinct.size <= LABEL_MAP_MAX_VALUES and np.all(distinct == np.round(distinct)):
-                shown = ", ".join(f"{value:g}" for value in distinct[:8])
-                self._find(
-                    "label-map",
-                    Severity.ERROR,
-                    (sequence,),
-                    f"{name}: it holds only {distinct.size} distinct integer values ({shown}); it is a label map or "
-                    "mask, not an MR image",
                 )
                 continue
             usable[sequence] = image

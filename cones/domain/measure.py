@@ -173,7 +173,8 @@ def measure_cases(
 ) -> TrainingDomain:
     """The training domain of a set of cases, read as training reads them (:func:`~cones.data.load_case`).
 
-    Skull-stripped means every case's first source looks stripped (background exactly 0 at its border).
+    Skull-stripped means most cases' first source looks stripped (background exactly 0 at its border): a
+    stripped brain that touches the edge of its field of view fails that test on its own.
 
     Raises:
         ValueError: no cases, or a case cannot be read (see :func:`~cones.data.load_case`).
@@ -190,7 +191,7 @@ def measure_cases(
         measurements.append(measure_sources(volumes, foreground_mask(volumes.values(), normalization), normalization))
         spacings.append(in_plane_spacing(images[sources[0]], slice_axis))
         stripped.append(looks_skull_stripped(images[sources[0]]))
-    return summarize_domain(measurements, sources, spacings, all(stripped), orientations)
+    return summarize_domain(measurements, sources, spacings, bool(2 * sum(stripped) > len(stripped)), orientations)
 
 
 def _stored_orientation(path: object) -> str:
