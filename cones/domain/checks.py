@@ -87,6 +87,15 @@ class CheckResult:
     sequences: tuple[Sequence, ...]
     message: str
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> CheckResult:
+        return cls(
+            str(data["check"]),
+            Severity(data["severity"]),
+            tuple(parse_sequence(name) for name in data["sequences"]),
+            str(data["message"]),
+        )
+
     def to_dict(self) -> dict[str, object]:
         return {
             "check": self.check,
@@ -128,6 +137,22 @@ class InputCheckReport:
         refusing = self.results if strict else self.errors
         if refusing:
             raise InputsRefused("; ".join(result.message for result in refusing))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> InputCheckReport:
+        """Read a report back from :meth:`to_dict` (the JSON beside an output, as the Slicer module does).
+
+        Raises:
+            ValueError: the data is not such a report.
+        """
+        try:
+            return cls(
+                tuple(CheckResult.from_dict(result) for result in data["results"]),
+                tuple(str(name) for name in data["checked"]),
+                {str(name): str(why) for name, why in data["skipped"].items()},
+            )
+        except (KeyError, TypeError, AttributeError) as error:
+            raise ValueError(f"not an input-check report: {error!r}") from None
 
     def to_dict(self) -> dict[str, object]:
         return {
