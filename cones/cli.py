@@ -18,6 +18,7 @@ from collections.abc import Sequence as SequenceOf
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cones.domain import cli as domain_cli
 from cones.preprocessing import cli as preprocessing_cli
 from cones.segmentation import cli as segmentation_cli
 
@@ -126,17 +127,21 @@ def check_synthesis_outputs(
 def _synthesize(args: argparse.Namespace) -> None:
     from cones.checkpoint import load_model
     from cones.data import IMAGE_SUFFIXES, read_image, write_image
-    from cones.inference import SynthesisOptions, synthesize_images
+    from cones.domain.checks import Preparation
+    from cones.inference import SynthesisOptions, model_sources, synthesize_images
     from cones.sequences import parse_sequence_inputs
 
     inputs = parse_sequence_inputs(args.input)
     output = check_synthesis_outputs(args, inputs, IMAGE_SUFFIXES, IMAGE_SUFFIXES)
     preprocessing_cli.check_prepare_outputs(args, inputs, output)
+    report_path = domain_cli.check_report_output(args, inputs, output)
     model = load_model(args.model)
     images = {sequence: read_image(path) for sequence, path in inputs.items()}
     if not (args.prepare or args.resample):
         preprocessing_cli.require_one_grid(model.card, images)
     segmentation = segmentation_cli.prepare_segmentation(args, model.card, images)  # refusals before synthesis
+    preparation = Preparation.PENDING if args.prepare else Preparation.AS_GIVEN
+    checks = domain_cli.run_checks(model.card, model_sources(model.card.sources, images), preparation, args.strict)
     options = SynthesisOptions(device=args.device, batch_size=args.batch_size)
 
     def report(done: int, total: int) -> None:
@@ -146,13 +151,17 @@ def _synthesize(args: argparse.Namespace) -> None:
     if args.prepare:
         prepared = preprocessing_cli.synthesize_prepared(args, model, images, options)
         results = prepared.outputs
+        checks = checks.merged(prepared.checks)
         if segmentation is not None:
             sources = preprocessing_cli.segmentation_sources(prepared.prepared)
     else:
-        results = synthesize_images(model, images, resample=args.resample, options=options, progress=report)
+        results = synthesize_images(
+            model, images, resample=args.resample, options=options, progress=report, input_checks=False
+        )
     if len(results) != 1:
         raise ValueError(f"the model synthesizes {len(results)} sequences; this command writes one output file")
     write_image(next(iter(results.values())), output, overwrite=args.overwrite)
+    domain_cli.write_report(checks, report_path, overwrite=args.overwrite)
     print(f"synthesized {model.card.targets[0].display_name} written to {output}")
     segmentation_cli.segment_after_synthesis(args, segmentation, sources, results)
 
@@ -168,7 +177,16 @@ def _export(args: argparse.Namespace) -> None:
     from cones.outputs import check_output_file
 
     check_output_file(args.output, overwrite=args.overwrite, reads={"the model being exported": args.model})
-    exported = strip_training_state(args.model, args.output, overwrite=args.overwrite)
+    domain = None
+    if args.training_domain_from is not None:
+        from cones.checkpoint import read_model_card
+        from cones.data import find_cases, require_sequences
+        from cones.domain import measure_cases
+
+        card = read_model_card(args.model)
+        cases = require_sequences(find_cases(args.training_domain_from), card.sources)
+        domain = measure_cases(cases, card.sources, card.normalization, card.slice_axis, args.resample)
+    exported = strip_training_state(args.model, args.output, overwrite=args.overwrite, training_domain=domain)
     print(f"inference-only model written to {exported} ({exported.stat().st_size / 2**20:.1f} MiB)")
 
 
@@ -313,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--device", default="auto", help="auto (CUDA, then Apple MPS, then CPU), cpu, cuda[:N] or mps"
     )
     preprocessing_cli.add_synthesize_options(synthesize)
+    domain_cli.add_synthesize_options(synthesize)
     segmentation_cli.add_synthesize_options(synthesize)
     synthesize.set_defaults(handler=_synthesize)
 
@@ -324,6 +343,13 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("model", help="a model file, e.g. RUN/last.pt")
     export.add_argument("--output", required=True, help="the smaller, inference-only model file to write")
     export.add_argument("--overwrite", action="store_true")
+    export.add_argument(
+        "--training-domain-from",
+        metavar="DATA",
+        help="measure the training domain (spacing, skull, intensity statistics) on this folder of the cases the "
+        "model was trained on and record it in the copy's card (for models trained before it was recorded)",
+    )
+    export.add_argument("--resample", action="store_true", help="with --training-domain-from: as cones train")
     export.set_defaults(handler=_export)
 
     bench = commands.add_parser("bench", help="speed and memory of the presets and architectures")

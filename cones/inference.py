@@ -21,6 +21,7 @@ from cones.data.geometry import check_same_grid, reorient, resample_to_reference
 from cones.data.io import array_to_image, image_to_array
 from cones.data.normalization import denormalize_volume, foreground_mask, normalize_volume
 from cones.device import resolve_device
+from cones.domain.checks import Preparation, check_inputs
 from cones.model import CoNeSGenerator
 from cones.sequences import Sequence, parse_sequence
 
@@ -184,6 +185,8 @@ def synthesize_images(
     options: SynthesisOptions | None = None,
     progress: ProgressCallback | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    input_checks: bool = True,
+    strict: bool = False,
 ) -> dict[Sequence, sitk.Image]:
     """Synthesize a model's targets from SimpleITK images, with the exact geometry of the inputs.
 
@@ -199,13 +202,23 @@ def synthesize_images(
         options: device and batch size; the slice axis always comes from the model card.
         progress: see :func:`synthesize_volume`.
         should_cancel: see :func:`synthesize_volume`.
+        input_checks: check the sources against the model's training domain first
+            (:func:`cones.domain.check_inputs`; findings are logged as warnings); off only for
+            callers that ran the checks themselves.
+        strict: refuse the sources on a warning of the input checks too.
 
     Raises:
         ValueError: a needed source is missing, grids differ without ``resample``, or a volume is
             unusable (NaN, constant, empty foreground).
+        InputsRefused: the input checks refused the sources (a ``ValueError``).
     """
     card = model.card
     sources = model_sources(card.sources, images)
+    if input_checks:
+        report = check_inputs(card, sources, Preparation.AS_GIVEN)
+        for finding in report.warnings:
+            logger.warning("%s", finding.message)
+        report.raise_if_refused(strict)
     reference = sources[card.sources[0]]
     if resample:
         sources = {seq: resample_to_reference(image, reference) for seq, image in sources.items()}

@@ -33,12 +33,13 @@ from CoNeSCommon.location import bundledModelPath
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLScene
 
 from cones.sequences import Sequence
-from CoNeSSynthesisLib import segmentation, volumes
+from CoNeSSynthesisLib import inputchecks, segmentation, volumes
 
 if TYPE_CHECKING:
     from slicer import vtkMRMLSegmentationNode
 
     from cones.checkpoint import ModelCard
+    from cones.domain.checks import InputCheckReport
     from cones.segmentation.base import SegmentationInfo
 
 __all__ = [
@@ -99,6 +100,7 @@ class SynthesisRequest:
             (``cones synthesize --prepare``); implies resampling.
         addPreparedInputs: with ``prepare``, also add the brain mask (a segmentation) and the
             registered sources (new volumes) to the scene.
+        strictInputChecks: refuse the sources on a warning of the input checks too (``--strict``).
     """
 
     modelPath: Path
@@ -110,6 +112,7 @@ class SynthesisRequest:
     segmentation: SegmentationInfo | None = None
     prepare: bool = False
     addPreparedInputs: bool = False
+    strictInputChecks: bool = False
 
     @property
     def referenceNode(self) -> vtkMRMLScalarVolumeNode:
@@ -126,6 +129,7 @@ def prepareSynthesis(
     segmentationModelPath: str | Path | None = None,
     prepare: bool = False,
     addPreparedInputs: bool = False,
+    strictInputChecks: bool = False,
 ) -> SynthesisRequest:
     """Check a request against the model's card and the scene, before any process starts.
 
@@ -140,6 +144,7 @@ def prepareSynthesis(
             model's sources and the synthesized sequence.
         prepare: raw scans on grids of their own: co-register and extract the brain before synthesis.
         addPreparedInputs: with ``prepare``, also add the brain mask and the registered sources.
+        strictInputChecks: let a warning of the input checks refuse the sources, as an error does.
 
     Raises:
         ValueError: the model file is refused or synthesizes several sequences, a source is missing
@@ -167,7 +172,7 @@ def prepareSynthesis(
         check_segmentation_inputs(info, given=sources, synthesized=card.targets)
     return SynthesisRequest(
         Path(modelPath), sources, card.targets[0], outputNode, Device(device), allowResampling, info, prepare,
-        addPreparedInputs,
+        addPreparedInputs, strictInputChecks,
     )  # fmt: skip
 
 
@@ -194,6 +199,8 @@ def _command(
         arguments.append("--resample")
     if request.prepare:
         arguments.append("--prepare")
+    if request.strictInputChecks:
+        arguments.append("--strict")
     if request.addPreparedInputs:
         folder = output.parent
         arguments += [
@@ -238,6 +245,8 @@ class SynthesisJob:
         self.segmentationNode: vtkMRMLSegmentationNode | None = None
         self.brainMaskNode: vtkMRMLSegmentationNode | None = None
         self.registeredNodes: dict[Sequence, vtkMRMLScalarVolumeNode] = {}
+        self.inputChecks: InputCheckReport | None = None
+        """The process's input-check report, read when it has succeeded."""
         self.outputPath = workDirectory / OUTPUT_FILE_NAME
         self.segmentationPath = workDirectory / SEGMENTATION_FILE_NAME
         self._loadError: str | None = None
@@ -302,6 +311,7 @@ class SynthesisJob:
         A result that cannot be read or is refused (a label map off the reference grid) adds nothing.
         """
         image = _readResult(self.outputPath, "the synthesized volume")
+        self.inputChecks = inputchecks.readCheckReport(self.outputPath)
         reference = self.request.referenceNode
         folder = self.outputPath.parent
         labels = brainMask = None

@@ -62,6 +62,9 @@ def parseArguments(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="raw scans: co-register the sources to the first one and extract the brain before synthesis",
     )
+    parser.add_argument(
+        "--strict", action="store_true", help="refuse inputs on a warning of the input checks too (as cones synthesize)"
+    )
     parser.add_argument("--device", default=Device.AUTO.value, choices=[device.value for device in Device])
     parser.add_argument("--segment", metavar="SEGMODEL", help="then segment the tumour with this segmentation model")
     parser.add_argument(
@@ -158,6 +161,7 @@ def synthesize(arguments: argparse.Namespace) -> Path:
         allowResampling=arguments.resample,
         segmentationModelPath=arguments.segment,
         prepare=arguments.prepare,
+        strictInputChecks=arguments.strict,
     )
     with tempfile.TemporaryDirectory(prefix="cones-batch-") as work:
         workDirectory = Path(work) / "job"

@@ -6,6 +6,7 @@ Every score follows the raw-scan protocol of :func:`cones.metrics.own_scale_scor
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -50,8 +51,11 @@ def model():
     return load_model(BUNDLED_MODEL)
 
 
-def test_prepare_beats_plain_resampling_on_the_native_case(model, tmp_path: Path, snapshot) -> None:
-    """The issue's protocol: deepbet mask of the native T1, real T1ce registered to T1 by the test."""
+def test_prepare_beats_plain_resampling_on_the_native_case(model, tmp_path: Path, snapshot, capsys) -> None:
+    """The issue's protocol: deepbet mask of the native T1, real T1ce registered to T1 by the test.
+
+    The input checks name the skull and the misregistration without ``--prepare``, and find nothing with it.
+    """
     folder = require(NATIVE)
     inputs_before = snapshot(folder)
     paths = {name: folder / f"TCGA-FG-6692_{name}.nii.gz" for name in SOURCES}
@@ -59,7 +63,13 @@ def test_prepare_beats_plain_resampling_on_the_native_case(model, tmp_path: Path
     pairs = [f"{name}={path}" for name, path in paths.items()]
     prepared, plain = tmp_path / "prepared.nii.gz", tmp_path / "plain.nii.gz"
     assert main([*common, *pairs, "--output", str(plain), "--resample"]) == 0
+    warned = {
+        line.split(":")[1].strip() for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")
+    }
+    assert warned == {"T1, T2, FLAIR", "T2", "FLAIR"}, "the skull of all three, the position of T2 and FLAIR"
     assert main([*common, *pairs, "--output", str(prepared), "--prepare", "--prepared-output-dir", str(tmp_path)]) == 0
+    assert "warning:" not in capsys.readouterr().err
+    assert json.loads(Path(f"{prepared}.json").read_text())["input_checks"]["results"] == []
 
     t1 = read(folder, "t1")
     written = sitk.ReadImage(str(prepared))
@@ -102,6 +112,7 @@ def test_prepare_recovers_moved_sequences_within_1_dB(moved_case) -> None:
     aligned_psnr, _ = own_scale_scores(array(aligned), real, brain)
     moved_psnr, _ = own_scale_scores(array(moved.outputs[Sequence.T1CE]), real, brain)
     assert moved_psnr >= aligned_psnr - 1.0, (moved_psnr, aligned_psnr)
+    assert moved.checks.results == (), [result.message for result in moved.checks.results]
 
     points = [
         images["t1"].TransformIndexToPhysicalPoint([int(i) for i in index[::-1]])
@@ -123,6 +134,7 @@ def test_an_already_prepared_case_passes_through_unchanged(moved_case) -> None:
     images, aligned, passed, _, _ = moved_case
     report = passed.prepared.report
     assert report.skull_stripped and report.extractor is None, "a stripped case is not stripped again"
+    assert passed.checks.results == () and "sequence-contrast" in passed.checks.checked
     assert passed.prepared.working[Sequence.T1].GetSize() == images["t1"].GetSize()
     real = array(images["t1ce"])
     brain = real > 0

@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 import re
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
 
 import cones
 from cones.config import JsonConfig, NormalizationConfig
+from cones.domain.record import TrainingDomain
 from cones.model import AnyGeneratorConfig, Architecture, generator_config_class, parse_architecture
 from cones.sequences import Sequence, parse_sequences
 
@@ -169,6 +170,9 @@ class ModelCard(JsonConfig):
         provenance: where the weights came from.
         slice_axis: numpy axis of the canonically oriented (z, y, x) volume that the model
             translates slice by slice (0: axial); inference must slice the same way.
+        training_domain: what the training inputs were like (spacing, skull, intensity statistics),
+            for the input checks; model files of format version 1 read with
+            :meth:`~cones.domain.TrainingDomain.assumed`.
 
     Raises:
         ValueError: a sequence is unknown or listed twice, sources and targets overlap, their counts
@@ -183,6 +187,7 @@ class ModelCard(JsonConfig):
     normalization: NormalizationConfig
     provenance: Provenance
     slice_axis: int = 0
+    training_domain: TrainingDomain = field(default_factory=TrainingDomain.assumed)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
@@ -211,6 +216,7 @@ class ModelCard(JsonConfig):
             ("generator", generator_config_class(self.architecture)),
             ("normalization", NormalizationConfig),
             ("provenance", Provenance),
+            ("training_domain", TrainingDomain),
         ):
             _require_instance(name, getattr(self, name), kind)
         object.__setattr__(self, "sources", _parse_channels("sources", self.sources))

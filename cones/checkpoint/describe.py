@@ -48,6 +48,7 @@ def describe_model(path: str | os.PathLike[str]) -> str:
             f"{normalization.lower_percentile:g}-{normalization.upper_percentile:g} -> [-1, 1]; "
             f"output scale {normalization.output_scale:g}",
         ),
+        *_domain_rows(card),
         ("iterations", f"{provenance.iterations:,}"),
         ("created", provenance.created),
         ("CoNeS version", provenance.cones_version),
@@ -67,6 +68,35 @@ def _coordinate_rows(generator: object) -> list[tuple[str, str]]:
     """The coordinate frame of a neural field; a CNN (pix2pix) has none."""
     extent = getattr(generator, "coordinate_extent", None)
     return [] if extent is None else [("coordinate extent", f"{extent[0]} x {extent[1]} pixels")]
+
+
+def _domain_rows(card: ModelCard) -> list[tuple[str, str]]:
+    """What the training inputs were like, which the input checks compare an input with."""
+    domain = card.training_domain
+    plane = {0: "axial", 1: "coronal", 2: "sagittal"}[card.slice_axis]
+    stored = f", stored as {', '.join(domain.orientations)}" if domain.orientations else ""
+    rows = [
+        (
+            "trained on",
+            f"{plane} slices{stored}; in-plane voxels {domain.in_plane_spacing_mm[0]:g} x "
+            f"{domain.in_plane_spacing_mm[1]:g} mm; {'skull-stripped' if domain.skull_stripped else 'with skull'}",
+        ),
+    ]
+    if not domain.statistics:
+        rows.append(("training statistics", f"{_NOT_RECORDED} (input intensity and contrast checks are skipped)"))
+        return rows
+    rows.append(
+        (
+            "training statistics",
+            f"{domain.cases} cases; brain percentiles 5/25/50/75/95 in [0, 1], "
+            "median ranks in the first source's dark/middle/bright thirds",
+        )
+    )
+    for statistics in domain.statistics:
+        percentiles = " ".join(f"{value:.2f}" for value in statistics.percentiles)
+        ranks = " ".join(f"{value:.2f}" for value in statistics.tissue_ranks)
+        rows.append((f"  {statistics.sequence.display_name}", f"percentiles {percentiles}; ranks {ranks}"))
+    return rows
 
 
 def _names(sequences: tuple[Sequence, ...]) -> str:

@@ -23,6 +23,7 @@ from torch import nn
 from cones.checkpoint.card import ModelCard
 from cones.checkpoint.layout import FORMAT_NAME, FORMAT_VERSION, TRAINING_STATE_KEY, CheckpointError
 from cones.checkpoint.reading import load_checkpoint
+from cones.domain.record import TrainingDomain
 from cones.outputs import OutputExistsError, same_file, write_atomically
 
 __all__ = ["save_model", "strip_training_state"]
@@ -88,14 +89,22 @@ def save_model(
 
 
 def strip_training_state(
-    source: str | os.PathLike[str], destination: str | os.PathLike[str], overwrite: bool = False
+    source: str | os.PathLike[str],
+    destination: str | os.PathLike[str],
+    overwrite: bool = False,
+    training_domain: TrainingDomain | None = None,
 ) -> Path:
     """Copy a model file without its training state: a smaller file that serves inference only.
+
+    The copy is written in the current format version (a version-1 card gains the assumed training
+    domain, see :meth:`~cones.domain.TrainingDomain.assumed`).
 
     Args:
         source: a model file, with or without training state.
         destination: the file to write; never ``source`` itself, whose training state a resumed run needs.
         overwrite: replace an existing ``destination``.
+        training_domain: record this training domain in the copy's card (measured on the data the
+            model was trained on, for a model whose card lacks it); ``None`` keeps the card's.
 
     Returns:
         ``destination`` as a :class:`~pathlib.Path`.
@@ -111,6 +120,10 @@ def strip_training_state(
             f"not writing {destination}: it is the model being exported ({source}); write the copy to another file"
         )
     payload = {key: value for key, value in load_checkpoint(source).items() if key != TRAINING_STATE_KEY}
+    card = ModelCard.from_dict(payload["card"])
+    if training_domain is not None:
+        card = dataclasses.replace(card, training_domain=training_domain)
+    payload.update(format_version=FORMAT_VERSION, card=card.to_dict())
     _write_atomically(destination, payload, overwrite)
     return destination
 

@@ -9,54 +9,52 @@ Typical training use::
 
 from __future__ import annotations
 
-from cones.data.augment import AugmentationConfig, augment_sample
-from cones.data.cache import SliceCache, build_slice_cache
-from cones.data.discovery import IMAGE_SUFFIXES, LABEL_NAMES, CaseFiles, find_cases, require_sequences
-from cones.data.fingerprint import CACHE_DTYPES, CACHE_FORMAT, CacheSpec, data_fingerprint
-from cones.data.geometry import (
-    CANONICAL_ORIENTATION,
-    check_same_grid,
-    grid_difference,
-    load_case,
-    reorient,
-    resample_to_reference,
-    to_canonical,
-)
-from cones.data.io import array_to_image, image_to_array, read_image, write_image
-from cones.data.normalization import denormalize_volume, foreground_mask, normalize_volume
-from cones.data.slices import BrightTargetFocus, SliceDataset, bright_target_focus, crop_slice, sample_batch
+import importlib
+from typing import Any
 
-__all__ = [
-    "CACHE_DTYPES",
-    "CACHE_FORMAT",
-    "CANONICAL_ORIENTATION",
-    "IMAGE_SUFFIXES",
-    "LABEL_NAMES",
-    "AugmentationConfig",
-    "BrightTargetFocus",
-    "CacheSpec",
-    "CaseFiles",
-    "SliceCache",
-    "SliceDataset",
-    "array_to_image",
-    "augment_sample",
-    "bright_target_focus",
-    "build_slice_cache",
-    "check_same_grid",
-    "crop_slice",
-    "data_fingerprint",
-    "denormalize_volume",
-    "find_cases",
-    "foreground_mask",
-    "grid_difference",
-    "image_to_array",
-    "load_case",
-    "normalize_volume",
-    "read_image",
-    "reorient",
-    "require_sequences",
-    "resample_to_reference",
-    "sample_batch",
-    "to_canonical",
-    "write_image",
-]
+_EXPORTS = {
+    "AugmentationConfig": "augment",
+    "augment_sample": "augment",
+    "SliceCache": "cache",
+    "build_slice_cache": "cache",
+    "IMAGE_SUFFIXES": "discovery",
+    "LABEL_NAMES": "discovery",
+    "CaseFiles": "discovery",
+    "find_cases": "discovery",
+    "require_sequences": "discovery",
+    "CACHE_DTYPES": "fingerprint",
+    "CACHE_FORMAT": "fingerprint",
+    "CacheSpec": "fingerprint",
+    "data_fingerprint": "fingerprint",
+    "CANONICAL_ORIENTATION": "geometry",
+    "check_same_grid": "geometry",
+    "grid_difference": "geometry",
+    "load_case": "geometry",
+    "reorient": "geometry",
+    "resample_to_reference": "geometry",
+    "to_canonical": "geometry",
+    "array_to_image": "io",
+    "image_to_array": "io",
+    "read_image": "io",
+    "write_image": "io",
+    "denormalize_volume": "normalization",
+    "foreground_mask": "normalization",
+    "normalize_volume": "normalization",
+    "BrightTargetFocus": "slices",
+    "SliceDataset": "slices",
+    "bright_target_focus": "slices",
+    "crop_slice": "slices",
+    "sample_batch": "slices",
+}
+"""Where each public name lives. They are imported on first use, so that reading and checking volumes
+(:mod:`cones.data.io`, :mod:`cones.data.geometry`; the input checks in Slicer's own process) does not
+import torch, which only the slice dataset needs."""
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+
+
+__all__ = sorted(_EXPORTS)

@@ -117,6 +117,7 @@ def synthesize_prepared(
         The outputs on the reference's grid and the preparation (see :func:`segmentation_sources`).
     """
     from cones.data import write_image
+    from cones.domain.cli import print_findings
     from cones.preprocessing.files import write_prepared
     from cones.preprocessing.pipeline import synthesize_raw
 
@@ -130,6 +131,8 @@ def synthesize_prepared(
         kind=args.registration,
         options=options,
         progress=report,
+        strict=args.strict,
+        on_checks=print_findings,
     )
     prepared = result.prepared
     print(prepared.report.summary())

@@ -22,6 +22,7 @@ import SimpleITK as sitk
 
 from cones.checkpoint import LoadedModel
 from cones.device import resolve_device
+from cones.domain.checks import InputCheckReport, Preparation, check_inputs
 from cones.inference import SynthesisCancelled, SynthesisOptions, model_sources, synthesize_images
 from cones.preprocessing.brain_extraction import (
     BrainExtractor,
@@ -127,6 +128,8 @@ class RawSynthesis:
 
     outputs: Mapping[Sequence, sitk.Image]
     prepared: PreparedCase
+    checks: InputCheckReport
+    """The input checks run on the prepared sources, before the synthesis."""
 
 
 def prepare_sources(
@@ -211,6 +214,8 @@ def synthesize_raw(
     options: SynthesisOptions | None = None,
     progress: StageProgress | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    strict: bool = False,
+    on_checks: Callable[[InputCheckReport], None] | None = None,
 ) -> RawSynthesis:
     """Synthesize a model's target(s) from raw clinical scans (the console API of ``cones synthesize --prepare``).
 
@@ -223,6 +228,9 @@ def synthesize_raw(
         options: where and how the network runs.
         progress: told of every stage (:data:`STAGES`) and every synthesized slice.
         should_cancel: polled between stages and slices.
+        strict: refuse the prepared sources on a warning of the input checks too.
+        on_checks: given the input checks' report on the prepared sources before the synthesis
+            (default: its warnings are logged).
 
     Returns:
         The outputs on the reference's grid (zero outside the brain) and the :class:`PreparedCase`
@@ -231,6 +239,7 @@ def synthesize_raw(
     Raises:
         ValueError, RegistrationFailed, SynthesisCancelled: see :func:`prepare_sources` and
             :func:`cones.inference.synthesize_images`.
+        InputsRefused: the input checks refused the prepared sources (a ``ValueError``).
     """
     card = model.card
     sources = model_sources(card.sources, images)
@@ -245,6 +254,9 @@ def synthesize_raw(
         progress=progress,
         should_cancel=should_cancel,
     )
+    checks = check_inputs(card, prepared.working, Preparation.DONE)
+    (on_checks or _log_findings)(checks)
+    checks.raise_if_refused(strict)
     stages = _Stages(progress, should_cancel)
     with stages.stage("synthesize", 0):
         working = synthesize_images(
@@ -253,13 +265,19 @@ def synthesize_raw(
             options=options,
             progress=lambda done, total: stages.advance("synthesize", done, total),
             should_cancel=should_cancel,
+            input_checks=False,
         )
     outputs = {
         target: back_to_reference(image, prepared.reference_image, prepared.brain_mask)
         for target, image in working.items()
     }
     report = dataclasses.replace(prepared.report, seconds={**prepared.report.seconds, **stages.seconds})
-    return RawSynthesis(outputs, dataclasses.replace(prepared, report=report))
+    return RawSynthesis(outputs, dataclasses.replace(prepared, report=report), checks)
+
+
+def _log_findings(report: InputCheckReport) -> None:
+    for finding in report.warnings:
+        logger.warning("%s", finding.message)
 
 
 class _Stages:

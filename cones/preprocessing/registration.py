@@ -33,6 +33,7 @@ __all__ = [
     "RegistrationResult",
     "TransformKind",
     "normalized_mutual_information",
+    "normalized_mutual_information_of_values",
     "register",
 ]
 
@@ -179,7 +180,11 @@ def normalized_mutual_information(
     """
     a, b = sitk.GetArrayViewFromImage(first).ravel(), sitk.GetArrayViewFromImage(second).ravel()
     inside = sitk.GetArrayViewFromImage(mask).ravel() > 0 if mask is not None else (a != 0) | (b != 0)
-    a, b = a[inside], b[inside]
+    return normalized_mutual_information_of_values(a[inside], b[inside], bins)
+
+
+def normalized_mutual_information_of_values(a: np.ndarray, b: np.ndarray, bins: int = _HISTOGRAM_BINS) -> float:
+    """:func:`normalized_mutual_information` of paired intensity samples (1.0 when there are none)."""
     if a.size == 0:
         return 1.0
     joint, _, _ = np.histogram2d(a, b, bins=bins, range=[_robust_range(a), _robust_range(b)])

@@ -39,6 +39,7 @@ from cones.data import (
     sample_batch,
 )
 from cones.device import resolve_device
+from cones.domain import TrainingDomain, measure_cases
 from cones.metrics import psnr, ssim
 from cones.model import PatchDiscriminator, build_discriminator, build_generator
 from cones.outputs import check_output_folder
@@ -291,7 +292,14 @@ def _train(
     cache = build_slice_cache(cases, sources, targets, cache_dir, config.normalization, config.slice_axis, resample)
     if context.enabled and context.is_main:
         torch.distributed.barrier()
-    training_rows = cache.slices_of([case.case_id for case in cases if case.case_id not in validation_ids])
+    training_cases = [case for case in cases if case.case_id not in validation_ids]
+    training_rows = cache.slices_of([case.case_id for case in training_cases])
+    # Only rank 0 writes model files, so only it measures what the inputs of this training look like.
+    domain = (
+        measure_cases(training_cases, sources, config.normalization, config.slice_axis, resample)
+        if context.is_main
+        else TrainingDomain.assumed()
+    )
     validation_rows = cache.slices_of(validation_ids)
 
     with torch.random.fork_rng(devices=[]):
@@ -333,6 +341,7 @@ def _train(
             targets=targets,
             normalization=config.normalization,
             slice_axis=config.slice_axis,
+            training_domain=domain,
             provenance=make_provenance(iteration, cache.fingerprint, command, data_description, earlier_data),
         )
         state = {
