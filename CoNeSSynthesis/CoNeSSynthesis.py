@@ -15,6 +15,7 @@ from CoNeSCommon.about import CITATION
 from CoNeSCommon.application import choosePath, launchSlicerProcess, newWorkDirectory, runEventLoopUntil
 from CoNeSCommon.jobs import Device, JobStatus, Progress, pythonInterpreter
 from CoNeSSynthesisLib import testing, volumes
+from CoNeSSynthesisLib.inputchecks import checkInputVolumes, describeChecks
 from CoNeSSynthesisLib.sample import SAMPLE_DATA_REQUIREMENTS, SampleCaseJob
 from CoNeSSynthesisLib.synthesis import SynthesisJob, prepareSynthesis, readModelCard
 from slicer import vtkMRMLScalarVolumeNode
@@ -94,6 +95,7 @@ class CoNeSSynthesisParameterNode:
     prepareRawScans - co-register the sources to the first one and extract the brain before synthesis
         (raw clinical scans); turned on when the chosen volumes are on different grids or not skull-stripped.
     addPreparedInputs - with prepareRawScans, also add the brain mask and the registered sources to the scene.
+    strictInputChecks - refuse the sources on a warning of the input checks too (cones synthesize --strict).
     segmentAfterSynthesis - segment the tumour after synthesis with the segmentation model.
     segmentationModelPath - the segmentation model: a file, or an nnU-Net folder; empty until chosen.
 
@@ -112,6 +114,7 @@ class CoNeSSynthesisParameterNode:
     allowResampling: bool = False
     prepareRawScans: bool = False
     addPreparedInputs: bool = False
+    strictInputChecks: bool = False
     segmentAfterSynthesis: bool = False
     segmentationModelPath: str = ""
 
@@ -135,6 +138,7 @@ class CoNeSSynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._shownModelPath = None
         self._modelSources = ()
         self._suggestedFor = None
+        self._checkedFor = None
 
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
@@ -209,6 +213,7 @@ class CoNeSSynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._parameterNode.modelPath != self._shownModelPath:
             self._showModel(self._parameterNode.modelPath)
         self._suggestPreparation()
+        self._showInputChecks()
         self._updateButtons()
 
     def _suggestPreparation(self):
@@ -219,6 +224,29 @@ class CoNeSSynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         self._suggestedFor = key
         self._parameterNode.prepareRawScans = self.logic.needsPreparation(chosen)
+
+    def _showInputChecks(self):
+        """List the input checks of the chosen volumes, again whenever a volume, the model or preparation changes."""
+        chosen = {sequence: sourceVolumes(self._parameterNode).get(sequence.value) for sequence in self._modelSources}
+        key = (
+            self._parameterNode.modelPath,
+            self._parameterNode.prepareRawScans,
+            *(node.GetID() if node is not None else None for node in chosen.values()),
+        )
+        if key == self._checkedFor:
+            return
+        self._checkedFor = key
+        if not chosen or not all(chosen.values()):
+            self.ui.inputChecksLabel.text = ""
+            return
+        try:
+            with slicer.util.WaitCursor():
+                text = self.logic.describeInputChecks(
+                    self._parameterNode.modelPath, chosen, self._parameterNode.prepareRawScans
+                )
+        except ValueError as error:
+            text = _("Input checks not run: {message}").format(message=error)
+        self.ui.inputChecksLabel.text = text
 
     def _showModel(self, modelPath):
         """Label and show one volume selector per source of the model, as its card lists them.
@@ -280,6 +308,7 @@ class CoNeSSynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 segmentationModelPath=segmentationModel,
                 prepare=parameters.prepareRawScans,
                 addPreparedInputs=parameters.prepareRawScans and parameters.addPreparedInputs,
+                strictInputChecks=parameters.strictInputChecks,
                 wait=False,
                 onProgress=self._onProgress,
                 onDone=self._onDone,
@@ -341,6 +370,8 @@ class CoNeSSynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             nodes = (job.outputNode, job.segmentationNode, job.brainMaskNode, *job.registeredNodes.values())
             made = [node.GetName() for node in nodes if node is not None]
             self.ui.statusLabel.text = _("Done: {names}").format(names=", ".join(made))
+            if job.inputChecks is not None:
+                self.ui.inputChecksLabel.text = describeChecks(job.inputChecks, job.request.sources)
             slicer.util.setSliceViewerLayers(background=job.outputNode, fit=True)
         elif job.status is JobStatus.CANCELLED:
             self.ui.progressBar.value = 0
@@ -426,6 +457,26 @@ class CoNeSSynthesisLogic(ScriptedLoadableModuleLogic):
         job.raiseForStatus()
         return job.volumes
 
+    def checkInputs(self, modelPath, sourceVolumes, prepare=False):
+        """Run the input checks of ``cones synthesize`` on volumes keyed by sequence (see "What the checks mean").
+
+        Returns:
+            A :class:`cones.domain.InputCheckReport`: its ``errors`` refuse a synthesis, its ``warnings``
+            do with ``strictInputChecks``.
+
+        Raises:
+            ValueError: the model file is refused, or a volume the model needs is missing or unusable.
+        """
+        card = self.readModelCard(modelPath)
+        sources = volumes.matchSourceVolumes(card.sources, sourceVolumes)
+        return checkInputVolumes(card, sources, prepare)
+
+    def describeInputChecks(self, modelPath, sourceVolumes, prepare=False):
+        """:meth:`checkInputs` as the panel shows it: one line per finding, naming the volumes."""
+        card = self.readModelCard(modelPath)
+        sources = volumes.matchSourceVolumes(card.sources, sourceVolumes)
+        return describeChecks(checkInputVolumes(card, sources, prepare), sources)
+
     def needsPreparation(self, sourceVolumes):
         """Whether the volumes (keyed by sequence) look like raw scans: different grids, or not skull-stripped."""
         return volumes.needsPreparation(sourceVolumes)
@@ -440,6 +491,7 @@ class CoNeSSynthesisLogic(ScriptedLoadableModuleLogic):
         segmentationModelPath=None,
         prepare=False,
         addPreparedInputs=False,
+        strictInputChecks=False,
         wait=True,
         onProgress=None,
         onDone=None,
@@ -461,6 +513,8 @@ class CoNeSSynthesisLogic(ScriptedLoadableModuleLogic):
                 grid, zero outside the brain. Implies resampling.
             addPreparedInputs: with ``prepare``, also add the brain mask (a segmentation, ``job.brainMaskNode``)
                 and the registered sources (volumes, ``job.registeredNodes``).
+            strictInputChecks: refuse the sources on a warning of the input checks too (``job.inputChecks``
+                holds the report of the process once it has succeeded).
             wait: True runs to the end and returns the output node, or ``(output node, segmentation node)``
                 with ``segmentationModelPath`` (scripts); False returns the running
                 :class:`~CoNeSSynthesisLib.synthesis.SynthesisJob` at once (GUI), which has ``cancel()``
@@ -483,6 +537,7 @@ class CoNeSSynthesisLogic(ScriptedLoadableModuleLogic):
             segmentationModelPath,
             prepare=prepare,
             addPreparedInputs=addPreparedInputs,
+            strictInputChecks=strictInputChecks,
         )
         job = SynthesisJob(
             slicer.mrmlScene, request, newWorkDirectory(), pythonInterpreter(), onProgress=onProgress, onDone=onDone

@@ -93,6 +93,12 @@ def test_synthesis_reports_progress_to_the_end_and_removes_its_files(synthesized
     assert not synthesized["work"].exists()
 
 
+def test_the_job_reads_back_the_input_checks_of_the_process(synthesized) -> None:
+    report = synthesized["job"].inputChecks
+    assert report is not None and {"label-map", "identical-sources", "registration"} <= set(report.checked)
+    assert report.skipped["sequence-contrast"] == "the model file records no training statistics"
+
+
 def test_sources_on_another_grid_are_refused_naming_the_volumes(scene, case, tinyModel: Path) -> None:
     matrix = testing.OBLIQUE_LEFT_HANDED_IJK_TO_RAS.copy()
     matrix[:3, :3] *= 1.5

@@ -16,7 +16,6 @@ from __future__ import annotations
 import zlib
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
 
@@ -62,7 +61,13 @@ def read_image(path: str | Path) -> sitk.Image:
 
 
 def _check_stored_nifti_voxels(path: Path) -> None:
-    """Read a NIfTI file's voxels as stored: all of them must be there, and finite."""
+    """Read a NIfTI file's voxels as stored: all of them must be there, and finite.
+
+    nibabel is imported here, not with the module: Slicer's own process uses :mod:`cones.data.geometry`
+    (through the input checks) before the requirements, nibabel among them, are installed.
+    """
+    import nibabel as nib
+
     try:
         voxels = np.asarray(nib.load(path).dataobj.get_unscaled())
     except (OSError, EOFError, zlib.error, ValueError, nib.filebasedimages.ImageFileError) as error:
