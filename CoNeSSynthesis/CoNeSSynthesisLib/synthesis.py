@@ -10,6 +10,7 @@ becomes a segmentation node (:mod:`CoNeSSynthesisLib.segmentation`).
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from collections.abc import Callable, Mapping
@@ -21,7 +22,7 @@ import SimpleITK as sitk
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLScene
 
 from cones.sequences import Sequence
-from CoNeSSynthesisLib import segmentation, volumes
+from CoNeSSynthesisLib import provenance, segmentation, volumes
 from CoNeSSynthesisLib.jobs import (
     BackgroundLauncher,
     Device,
@@ -300,6 +301,7 @@ class SynthesisJob:
         A result that cannot be read or is refused (a label map off the reference grid) adds nothing.
         """
         image = _readResult(self.outputPath, "the synthesized volume")
+        record = _readSidecar(self.outputPath)
         reference = self.request.referenceNode
         folder = self.outputPath.parent
         labels = brainMask = None
@@ -322,6 +324,19 @@ class SynthesisJob:
         self.outputNode = volumes.writeSynthesizedVolume(
             self.scene, image, reference, self.request.target, self.request.outputNode
         )
+        provenance.markSynthesizedVolume(
+            self.scene, self.outputNode, self.request.sources, record["marking"], record["model"]["sha256"]
+        )
+
+
+def _readSidecar(outputPath: Path) -> dict:
+    """The provenance the process wrote beside its output (:func:`cones.marking.write_sidecar`)."""
+    from cones.marking import sidecar_path
+
+    try:
+        return json.loads(sidecar_path(outputPath).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise RuntimeError(f"cannot load the provenance of the synthesized volume: {error}") from None
 
 
 def _readResult(path: Path, what: str) -> sitk.Image:
