@@ -129,7 +129,9 @@ def check_synthesis_outputs(
         output = check_output_series_folder(args.output, overwrite=args.overwrite, reads=reads)
     else:
         output = check_output_file(args.output, overwrite=args.overwrite, suffixes=output_suffixes, reads=reads)
-    reads["the --output"] = output
+    reads["the --output folder" if OutputFormat(args.output_format) is OutputFormat.DICOM else "the --output file"] = (
+        output
+    )
     check_output_file(sidecar_path(output), overwrite=args.overwrite, reads=reads)
     if args.segmentation_output is not None:
         reads["the --output sidecar"] = sidecar_path(output)
