@@ -11,10 +11,11 @@ import pydicom
 import pytest
 import SimpleITK as sitk
 from dicom_series import PATIENT_ID, STUDY_UID, rounded, write_series
-from synthetic_cases import case_images
+from synthetic_cases import OBLIQUE_LEFT_HANDED, case_images, write_case
 from test_marking import SOURCES, synthesize
 from tiny_models import write_tiny_model
 
+from cones.data.dicom import read_dicom_series
 from cones.marking import sidecar_path
 
 OBLIQUE = (0.9848077530, -0.1736481777, 0.0, 0.1736481777, 0.9848077530, 0.0, 0.0, 0.0, 1.0)
@@ -47,11 +48,20 @@ def read_series(folder: Path) -> list[pydicom.Dataset]:
 
 
 def check_series_against(datasets: list[pydicom.Dataset], expected: sitk.Image) -> None:
-    """Per slice: position, orientation, spacing and voxels (within half a rescale step) of the NIfTI result."""
+    """Per slice: position, orientation, spacing and voxels (within half a rescale step) of the NIfTI result.
+
+    Instance numbers run along the slice normal (row x column), as every DICOM reader stacks them;
+    for a left-handed NIfTI grid that is its slices in reverse order.
+    """
     direction = np.asarray(expected.GetDirection()).reshape(3, 3)
     values = sitk.GetArrayFromImage(expected)
-    assert len(datasets) == expected.GetSize()[2]
-    for index, dataset in enumerate(datasets):
+    count = expected.GetSize()[2]
+    order = range(count) if np.linalg.det(direction) > 0 else range(count - 1, -1, -1)
+    assert len(datasets) == count
+    normal = np.cross(direction[:, 0], direction[:, 1])
+    heights = [float(np.dot([float(v) for v in dataset.ImagePositionPatient], normal)) for dataset in datasets]
+    assert heights == sorted(heights), "instance numbers follow the slice normal"
+    for index, dataset in zip(order, datasets, strict=True):
         np.testing.assert_allclose(
             [float(v) for v in dataset.ImagePositionPatient],
             expected.TransformIndexToPhysicalPoint((0, 0, index)),
@@ -65,6 +75,21 @@ def check_series_against(datasets: list[pydicom.Dataset], expected: sitk.Image) 
         decoded = dataset.pixel_array * slope + intercept
         assert np.abs(decoded - values[index]).max() <= slope / 2 + 1e-6
         assert np.all(decoded[values[index] == 0] == 0), "background stays exactly 0"
+
+
+def check_read_back_in_space(folder: Path, expected: sitk.Image) -> None:
+    """What SimpleITK (GDCM, which Slicer also reads with) gets from the series: the NIfTI voxels in place.
+
+    Compared point by point in space, not index by index: a DICOM series reads back right-handed,
+    so a left-handed NIfTI grid comes back with its slices reversed (and the direction to match).
+    """
+    slope = float(pydicom.dcmread(next(folder.iterdir())).RescaleSlope)
+    back = read_dicom_series(folder)
+    assert back.GetPixelID() == sitk.sitkFloat64, "GDCM applies the rescale in double precision"
+    on_grid = sitk.Resample(back, expected, sitk.Transform(), sitk.sitkNearestNeighbor, np.nan, sitk.sitkFloat64)
+    values = sitk.GetArrayFromImage(on_grid)
+    assert not np.isnan(values).any(), "the series covers the whole NIfTI grid"
+    assert np.abs(values - sitk.GetArrayFromImage(expected)).max() <= slope / 2 + 1e-6
 
 
 def test_a_dicom_input_gives_the_same_result_as_its_nifti_copy(tiny_model: Path, case, tmp_path: Path) -> None:
@@ -100,7 +125,23 @@ def test_dicom_output_is_a_derived_synthetic_series_of_the_reference_study(
     assert len({dataset.SeriesInstanceUID for dataset in datasets}) == 1
     assert len({dataset.SOPInstanceUID for dataset in datasets}) == 12
     check_series_against(datasets, sitk.ReadImage(str(nifti)))
+    check_read_back_in_space(folder, sitk.ReadImage(str(nifti)))
     assert json.loads(sidecar_path(folder).read_text())["options"]["output_format"] == "dicom"
+
+
+def test_a_left_handed_output_is_written_along_the_slice_normal_and_reads_back_in_place(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    """A left-handed NIfTI grid (a flipped slice axis) cannot be a DICOM series as it is: its slices are reversed."""
+    case = write_case(tmp_path, "P", spacing=(0.9, 0.9, 3.0), direction=OBLIQUE_LEFT_HANDED, origin=(4, 5, 6))
+    inputs = [f"{name}={case / f'P_{name}.nii.gz'}" for name in SOURCES]
+    nifti, folder = tmp_path / "t1ce.nii.gz", tmp_path / "t1ce"
+    assert synthesize(tiny_model, inputs, nifti) == 0
+    assert synthesize(tiny_model, inputs, folder, "--output-format", "dicom") == 0
+    expected = sitk.ReadImage(str(nifti))
+    assert np.linalg.det(np.asarray(expected.GetDirection()).reshape(3, 3)) < 0
+    check_series_against(read_series(folder), expected)
+    check_read_back_in_space(folder, expected)
 
 
 def test_dicom_output_without_a_dicom_reference_starts_a_new_study_and_says_so(
@@ -197,3 +238,4 @@ def test_the_native_case_as_dicom_in_and_out(tiny_model: Path, tmp_path: Path) -
             atol=1e-6,
         )
     check_series_against(datasets, sitk.ReadImage(str(nifti)))
+    check_read_back_in_space(folder, sitk.ReadImage(str(nifti)))

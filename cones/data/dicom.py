@@ -11,6 +11,12 @@ viewer or a PACS shows says it is synthetic: ``ImageType`` ``DERIVED\\SECONDARY`
 ``SeriesDescription`` starting with ``SYNTHETIC``, the model's sha256 in ``DerivationDescription``.
 Voxels are stored as signed 16-bit integers with a rescale slope (intercept 0, so background stays
 exactly 0); each value is within half a slope of the synthesized one.
+
+A DICOM series is right-handed by construction: every reader (GDCM, so SimpleITK and Slicer; DCMTK)
+takes the slice normal as row x column and orders slices along it. A left-handed volume (a NIfTI
+with a flipped slice axis) is therefore written with its slice axis reversed, so instance numbers
+follow the normal and a reader gets back the same voxels in space; index for index, the series
+read back is the volume with its slices in reverse order.
 """
 
 from __future__ import annotations
@@ -233,6 +239,7 @@ def _datasets(image: sitk.Image, info: DicomSeriesInfo, reference: Dataset | Non
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
+    image = _right_handed(image)
     voxels = sitk.GetArrayFromImage(image).astype(np.float64)  # (slices, rows, columns)
     largest = float(np.abs(voxels).max())
     slope = float(f"{largest / STORED_MAXIMUM:.6g}") if largest > 0 else 1.0
@@ -291,6 +298,18 @@ def _datasets(image: sitk.Image, info: DicomSeriesInfo, reference: Dataset | Non
         dataset.file_meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
         dataset.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
         yield dataset
+
+
+def _right_handed(image: sitk.Image) -> sitk.Image:
+    """``image``, or with a left-handed grid the same voxels in space with its slice axis reversed.
+
+    Written as it is, a left-handed volume's instance numbers would run against the slice normal:
+    readers that sort by position still place the voxels right, but one that stacks by instance
+    number and takes the normal for the slice direction would mirror the volume.
+    """
+    if np.linalg.det(np.asarray(image.GetDirection()).reshape(3, 3)) > 0:
+        return image
+    return sitk.Flip(image, [False, False, True])  # keeps every voxel's physical position
 
 
 def _ds(value: float) -> str:
