@@ -101,7 +101,7 @@ def check_synthesis_outputs(
     output_suffixes: tuple[str, ...],
     segmentation_suffixes: tuple[str, ...],
 ) -> Path:
-    """Refuse ``--output``, its sidecar and ``--segmentation-output`` before any work if writing them could lose data.
+    """Refuse ``--output``, ``--segmentation-output`` and their sidecars before any work if writing could lose data.
 
     Shared by ``cones synthesize`` and the Slicer batch script, whose options mirror it (``model``,
     ``segment``, ``output``, ``output_format``, ``segmentation_output``, ``overwrite``): no output
@@ -135,9 +135,11 @@ def check_synthesis_outputs(
     check_output_file(sidecar_path(output), overwrite=args.overwrite, reads=reads)
     if args.segmentation_output is not None:
         reads["the --output sidecar"] = sidecar_path(output)
-        check_output_file(
+        segmentation = check_output_file(
             args.segmentation_output, overwrite=args.overwrite, suffixes=segmentation_suffixes, reads=reads
         )
+        reads["the --segmentation-output file"] = segmentation
+        check_output_file(sidecar_path(segmentation), overwrite=args.overwrite, reads=reads)
     return output
 
 
@@ -207,7 +209,7 @@ def _synthesize(args: argparse.Namespace) -> None:
         overwrite=args.overwrite,
     )
     print(f"synthesized {model.card.targets[0].display_name} written to {output}")
-    segmentation_cli.segment_after_synthesis(args, segmentation, sources, results)
+    segmentation_cli.segment_after_synthesis(args, segmentation, sources, results, provenance)
 
 
 def _info(args: argparse.Namespace) -> None:

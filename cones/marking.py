@@ -9,7 +9,10 @@ in NRRD and MetaImage headers, the DICOM series description (:mod:`cones.data.di
 and sha256), the options, the software version and the time.
 
 Only synthesis writers mark: :func:`cones.data.io.write_image` also writes registered sources and
-brain masks, which are not synthetic.
+brain masks, which are not synthetic. A tumour segmentation computed with a synthesized sequence is
+not synthetic either, but it is only as trustworthy as that sequence, so it says where it came from:
+``SEGMENTATION FROM SYNTHETIC <target> - CoNeS <sha prefix>`` in its header, and a sidecar that
+records the segmentation model and the synthesis (:func:`write_segmentation_sidecar`).
 """
 
 from __future__ import annotations
@@ -43,8 +46,10 @@ __all__ = [
     "file_sha256",
     "files_sha256",
     "mark_image",
+    "segmentation_marking",
     "sidecar_path",
     "synthetic_marking",
+    "write_segmentation_sidecar",
     "write_sidecar",
     "write_synthesized",
 ]
@@ -83,6 +88,15 @@ def synthetic_marking(target: Sequence, model_sha256: str) -> str:
         raise ValueError(f"model_sha256 must be a sha256 hex digest, got {model_sha256!r}")
     text = f"SYNTHETIC {target.display_name} - CoNeS {model_sha256[:SHA_PREFIX_LENGTH].lower()}"
     return text[:NIFTI_DESCRIPTION_LENGTH]
+
+
+def segmentation_marking(synthesis_marking: str) -> str:
+    """``"SEGMENTATION FROM SYNTHETIC T1ce - CoNeS 1a2b3c4d5e6f"``: a label map that used a synthesized sequence.
+
+    Args:
+        synthesis_marking: the marking of the synthesized sequence (:func:`synthetic_marking`).
+    """
+    return f"SEGMENTATION FROM {synthesis_marking}"[:NIFTI_DESCRIPTION_LENGTH]
 
 
 def mark_image(image: sitk.Image, marking: str) -> sitk.Image:
@@ -232,12 +246,52 @@ def write_sidecar(
     if clashes:
         raise ValueError(f"sidecar sections {clashes} are already part of the provenance")
     body.update(sections or {})
+    return _write_json(sidecar_path(output), body, overwrite)
+
+
+def write_segmentation_sidecar(
+    output: str | os.PathLike[str],
+    provenance: Provenance,
+    segmentation_model: str | os.PathLike[str],
+    synthesized_used: Iterable[Sequence],
+    *,
+    overwrite: bool,
+) -> Path:
+    """Write the sidecar of a label map segmented after synthesis: which model, from which synthesized input.
+
+    Args:
+        output: the label map file.
+        provenance: the synthesis whose output completed the segmentation model's inputs.
+        segmentation_model: the segmentation model's file or folder (a file is hashed).
+        synthesized_used: the synthesized sequences the segmentation model used (none when every
+            sequence it needs was given; then the label map is not marked and the sidecar says so).
+        overwrite: replace an existing sidecar.
+
+    Returns:
+        The sidecar's path.
+
+    Raises:
+        OutputExistsError: the sidecar exists and ``overwrite`` is false.
+    """
+    used = [sequence.value for sequence in synthesized_used]
+    model = Path(segmentation_model)
+    body = {
+        "derived_from_synthetic": bool(used),
+        "marking": segmentation_marking(provenance.marking) if used else None,
+        "synthesized_inputs": used,
+        "segmentation_model": {"path": str(model.resolve()), "sha256": file_sha256(model) if model.is_file() else None},
+        "synthesis": provenance.to_dict(),
+    }
+    return _write_json(sidecar_path(output), body, overwrite)
+
+
+def _write_json(path: Path, body: Mapping[str, Any], overwrite: bool) -> Path:
     text = json.dumps(body, indent=2, sort_keys=False) + "\n"
 
     def write(hidden: Path) -> None:
         hidden.write_text(text, encoding="utf-8")
 
-    return write_atomically(sidecar_path(output), write, overwrite=overwrite)
+    return write_atomically(path, write, overwrite=overwrite)
 
 
 def write_synthesized(

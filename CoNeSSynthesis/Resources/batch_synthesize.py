@@ -38,8 +38,9 @@ from CoNeSSynthesisLib.volumes import imageFromVolume, updateVolumeFromImage  # 
 
 from cones.cli import check_synthesis_outputs, synthesis_provenance  # noqa: E402
 from cones.data.io import read_image  # noqa: E402
-from cones.marking import OutputFormat, write_synthesized  # noqa: E402
+from cones.marking import OutputFormat, write_segmentation_sidecar, write_synthesized  # noqa: E402
 from cones.outputs import write_atomically  # noqa: E402
+from cones.segmentation.chain import synthesized_sequences_used  # noqa: E402
 from cones.segmentation.cli import SEGMENTATION_STAGE  # noqa: E402
 from cones.sequences import parse_input_series, parse_sequence_inputs  # noqa: E402
 
@@ -184,16 +185,23 @@ def synthesize(arguments: argparse.Namespace) -> Path:
         job = SynthesisJob(scene, request, workDirectory, pythonInterpreter(), onProgress=printProgress)
         job.run()
     job.raiseForStatus()
+    card = readModelCard(arguments.model)
+    provenance = synthesis_provenance(arguments, inputs, series, card)
     write_synthesized(
         imageFromVolume(job.outputNode),
         output,
-        synthesis_provenance(arguments, inputs, series, readModelCard(arguments.model)),
+        provenance,
         output_format=OutputFormat(arguments.output_format),
         overwrite=arguments.overwrite,
     )
     if job.segmentationNode is not None:
         segmentationOutput = Path(arguments.segmentation_output)
         saveNode(scene, job.segmentationNode, segmentationOutput, "vtkMRMLSegmentationStorageNode", arguments.overwrite)
+        # Slicer's segmentation storage writes only its own header keys: the sidecar says what it was made from.
+        used = synthesized_sequences_used(request.segmentation, inputs, card.targets)
+        write_segmentation_sidecar(
+            segmentationOutput, provenance, arguments.segment, used, overwrite=arguments.overwrite
+        )
         print(f"tumour segmentation written to {segmentationOutput}")
     return output
 
