@@ -18,7 +18,7 @@ MODULES = ("CoNeSSynthesis", "CoNeSTraining")
 LIBRARY_FILES = sorted(path for module in MODULES for path in (ROOT / module / f"{module}Lib").glob("*.py"))
 FORBIDDEN_MODULES = {"qt", "ctk", "slicer.ScriptedLoadableModule", "slicer.parameterNodeWrapper"}
 FORBIDDEN_SLICER_NAMES = {"app", "mrmlScene", "ScriptedLoadableModule"}
-SLICER_OWNED_PACKAGES = {"torch", "torchvision", "numpy", "simpleitk"}
+SLICER_OWNED_PACKAGES = {"torch", "torchvision", "numpy", "simpleitk", "pydicom"}
 
 
 def forbiddenUses(source: str) -> list[str]:
