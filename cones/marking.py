@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "NIFTI_DESCRIPTION_KEY",
+    "SERIES_NUMBER_OFFSET",
     "SIDECAR_SUFFIX",
     "SYNTHETIC_KEY",
     "OutputFormat",
@@ -75,6 +76,12 @@ NIFTI_DESCRIPTION_LENGTH = 80
 SHA_PREFIX_LENGTH = 12
 """Hex digits of the model's sha256 in the marking: enough to tell models apart, short enough for 80 bytes."""
 SIDECAR_SUFFIX = ".json"
+SERIES_NUMBER_OFFSET = 1000
+"""A synthesized DICOM series is numbered the reference's number plus this, so it sorts apart from the acquired ones.
+
+Here rather than in :mod:`cones.data.dicom` because the Slicer module reads it at startup, before
+torch is installed, and importing :mod:`cones.data` imports torch.
+"""
 _CHUNK = 1 << 20
 
 

@@ -21,8 +21,7 @@ from collections.abc import Mapping
 
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLScene, vtkMRMLSubjectHierarchyConstants, vtkMRMLSubjectHierarchyNode
 
-from cones.data.dicom import SERIES_NUMBER_OFFSET
-from cones.marking import SHA_PREFIX_LENGTH, SYNTHETIC_KEY
+from cones.marking import SERIES_NUMBER_OFFSET, SHA_PREFIX_LENGTH, SYNTHETIC_KEY
 from cones.sequences import Sequence
 
 __all__ = ["MODEL_SHA256_ATTRIBUTE", "SOURCE_NODE_IDS_ATTRIBUTE", "SYNTHETIC_ATTRIBUTE", "markSynthesizedVolume"]

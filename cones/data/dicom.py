@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import SimpleITK as sitk
 
+from cones.marking import SERIES_NUMBER_OFFSET
 from cones.outputs import OutputExistsError, check_output_folder
 
 if TYPE_CHECKING:
@@ -54,8 +55,6 @@ logger = logging.getLogger(__name__)
 
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 DERIVED_IMAGE_TYPE = ("DERIVED", "SECONDARY")
-SERIES_NUMBER_OFFSET = 1000
-"""The synthesized series is numbered the reference's number plus this, so it sorts apart from the acquired ones."""
 STORED_MAXIMUM = 32000
 """Largest stored magnitude (int16 holds 32767; the margin absorbs the slope's decimal rounding)."""
 SLICE_FILE_SUFFIX = ".dcm"
