@@ -7,6 +7,7 @@ the same rounded values lets a test compare a DICOM input with a NIfTI one exact
 
 from __future__ import annotations
 
+import locale
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,19 @@ def rounded(image: sitk.Image) -> sitk.Image:
 def write_series(
     image: sitk.Image, folder: Path, series_uid: str, description: str = "T1 AX", series_number: int = 3
 ) -> Path:
-    """Write ``image`` (rounded to int16) as one file per slice into ``folder``; returns ``folder``."""
+    """Write ``image`` (rounded to int16) as one file per slice into ``folder``; returns ``folder``.
+
+    GDCM's writer sets the process's C locale to "C", so every later ``open()`` without an encoding
+    (in the tests that run after this one) would read ASCII; the locale is put back afterwards.
+    """
+    previous = locale.setlocale(locale.LC_ALL)
+    try:
+        return _write_series(image, folder, series_uid, description, series_number)
+    finally:
+        locale.setlocale(locale.LC_ALL, previous)
+
+
+def _write_series(image: sitk.Image, folder: Path, series_uid: str, description: str, series_number: int) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     image = rounded(image)
     direction = image.GetDirection()

@@ -292,7 +292,7 @@ def test_evaluate_segmentation_writes_the_table(
     assert {row["region"] for row in rows} == {"ET", "TC", "WT"}
     assert all(0.0 <= float(row["dice"]) <= 1.0 for row in rows)
     assert all(row["reference_voxels"] != "0" for row in rows)  # every synthetic case has a lesion
-    table = (output / "segmentation.md").read_text()
+    table = (output / "segmentation.md").read_text(encoding="utf-8")
     assert "| T1ce = cones:other/t1ce synthesis |" in table and "Dice ET" in table and "2 case(s)" in table
     assert main(arguments) == 2
     assert "segmentation.csv already exists" in capsys.readouterr().err
