@@ -23,14 +23,20 @@ from cones.preprocessing import cli as preprocessing_cli
 from cones.segmentation import cli as segmentation_cli
 
 if TYPE_CHECKING:
+    from cones.checkpoint import ModelCard
+    from cones.marking import Provenance
     from cones.sequences import Sequence
 
-__all__ = ["build_parser", "check_synthesis_outputs", "main"]
+__all__ = ["build_parser", "check_synthesis_outputs", "main", "synthesis_provenance"]
 
 logger = logging.getLogger("cones")
 
 _ARCHITECTURES = ("cones", "pix2pix", "asapnet")
 """``cones.model.Architecture`` values, spelled out so that ``--help`` needs no torch import."""
+_OUTPUT_FORMATS = ("file", "dicom")
+"""``cones.marking.OutputFormat`` values (no torch import for ``--help`` either)."""
+_PROVENANCE_OPTIONS = ("device", "batch_size", "resample", "prepare", "reference", "registration", "output_format")
+"""The options of a synthesis that its sidecar records (the inputs and the model are recorded on their own)."""
 
 
 def _input_pair(text: str) -> str:
@@ -96,11 +102,14 @@ def check_synthesis_outputs(
     output_suffixes: tuple[str, ...],
     segmentation_suffixes: tuple[str, ...],
 ) -> Path:
-    """Refuse ``--output`` and ``--segmentation-output`` before any work if writing them could lose anything.
+    """Refuse ``--output``, ``--segmentation-output`` and their sidecars before any work if writing could lose data.
 
     Shared by ``cones synthesize`` and the Slicer batch script, whose options mirror it (``model``,
-    ``segment``, ``output``, ``segmentation_output``, ``overwrite``): neither output may be an
-    input, the model, the segmentation model or the other output (see :func:`cones.outputs.check_output_file`).
+    ``segment``, ``output``, ``output_format``, ``segmentation_output``, ``overwrite``): no output
+    may be an input, the model, the segmentation model or another output (see
+    :func:`cones.outputs.check_output_file`); a DICOM output folder must be new or empty (see
+    :func:`cones.data.dicom.check_output_series_folder`); the sidecar ``<output>.json`` is refused
+    like the output, so an input of that name is never replaced either.
 
     Returns:
         ``--output`` as a :class:`~pathlib.Path`.
@@ -108,6 +117,8 @@ def check_synthesis_outputs(
     Raises:
         ValueError, OutputExistsError: see :func:`~cones.outputs.check_output_file`.
     """
+    from cones.data.dicom import check_output_series_folder
+    from cones.marking import OutputFormat, sidecar_path
     from cones.outputs import check_output_file
 
     reads = {
@@ -115,28 +126,64 @@ def check_synthesis_outputs(
         "the segmentation model": args.segment,
         **{f"the {sequence.display_name} input": path for sequence, path in inputs.items()},
     }
-    output = check_output_file(args.output, overwrite=args.overwrite, suffixes=output_suffixes, reads=reads)
+    if OutputFormat(args.output_format) is OutputFormat.DICOM:
+        output = check_output_series_folder(args.output, overwrite=args.overwrite, reads=reads)
+    else:
+        output = check_output_file(args.output, overwrite=args.overwrite, suffixes=output_suffixes, reads=reads)
+    reads["the --output folder" if OutputFormat(args.output_format) is OutputFormat.DICOM else "the --output file"] = (
+        output
+    )
+    check_output_file(sidecar_path(output), overwrite=args.overwrite, reads=reads)
     if args.segmentation_output is not None:
-        reads["the --output file"] = output
-        check_output_file(
+        reads["the --output sidecar"] = sidecar_path(output)
+        segmentation = check_output_file(
             args.segmentation_output, overwrite=args.overwrite, suffixes=segmentation_suffixes, reads=reads
         )
+        reads["the --segmentation-output file"] = segmentation
+        check_output_file(sidecar_path(segmentation), overwrite=args.overwrite, reads=reads)
     return output
+
+
+def synthesis_provenance(
+    args: argparse.Namespace, inputs: Mapping[Sequence, Path], series: Mapping[Sequence, str], card: ModelCard
+) -> Provenance:
+    """What the output of ``cones synthesize`` (or the batch script, same options) is made from, for its marking.
+
+    The model file is hashed here, once; the inputs when the sidecar is written.
+    """
+    from cones.marking import Provenance, file_sha256
+    from cones.sequences import parse_sequence
+
+    reference = getattr(args, "reference", None)
+    options = {name: getattr(args, name) for name in _PROVENANCE_OPTIONS if hasattr(args, name)}
+    return Provenance(
+        target=card.targets[0],
+        model_path=Path(args.model),
+        model_sha256=file_sha256(args.model),
+        card=card,
+        inputs=dict(inputs),
+        options={
+            name: value if isinstance(value, bool | int | None) else str(value) for name, value in options.items()
+        },
+        series=dict(series),
+        reference=parse_sequence(reference) if reference is not None else card.sources[0],
+    )
 
 
 def _synthesize(args: argparse.Namespace) -> None:
     from cones.checkpoint import load_model
-    from cones.data import IMAGE_SUFFIXES, read_image, write_image
+    from cones.data import IMAGE_SUFFIXES, read_image
     from cones.domain.checks import Preparation
     from cones.inference import SynthesisOptions, model_sources, synthesize_images
-    from cones.sequences import parse_sequence_inputs
+    from cones.marking import OutputFormat, write_synthesized
+    from cones.sequences import parse_input_series, parse_sequence_inputs
 
     inputs = parse_sequence_inputs(args.input)
+    series = parse_input_series(args.series, inputs)
     output = check_synthesis_outputs(args, inputs, IMAGE_SUFFIXES, IMAGE_SUFFIXES)
     preprocessing_cli.check_prepare_outputs(args, inputs, output)
-    report_path = domain_cli.check_report_output(args, inputs, output)
     model = load_model(args.model)
-    images = {sequence: read_image(path) for sequence, path in inputs.items()}
+    images = {sequence: read_image(path, series.get(sequence)) for sequence, path in inputs.items()}
     if not (args.prepare or args.resample):
         preprocessing_cli.require_one_grid(model.card, images)
     segmentation = segmentation_cli.prepare_segmentation(args, model.card, images)  # refusals before synthesis
@@ -160,10 +207,17 @@ def _synthesize(args: argparse.Namespace) -> None:
         )
     if len(results) != 1:
         raise ValueError(f"the model synthesizes {len(results)} sequences; this command writes one output file")
-    write_image(next(iter(results.values())), output, overwrite=args.overwrite)
-    domain_cli.write_report(checks, report_path, overwrite=args.overwrite)
+    provenance = synthesis_provenance(args, inputs, series, model.card)
+    write_synthesized(
+        next(iter(results.values())),
+        output,
+        provenance,
+        output_format=OutputFormat(args.output_format),
+        overwrite=args.overwrite,
+        sections={"input_checks": checks.to_dict()},
+    )
     print(f"synthesized {model.card.targets[0].display_name} written to {output}")
-    segmentation_cli.segment_after_synthesis(args, segmentation, sources, results)
+    segmentation_cli.segment_after_synthesis(args, segmentation, sources, results, provenance)
 
 
 def _info(args: argparse.Namespace) -> None:
@@ -319,9 +373,29 @@ def build_parser() -> argparse.ArgumentParser:
         type=_input_pair,
         required=True,
         metavar="SEQUENCE=PATH",
-        help="one per source sequence, e.g. t1=T1.nii.gz (each sequence once)",
+        help="one per source sequence, e.g. t1=T1.nii.gz or t1=DICOM_FOLDER (each sequence once)",
     )
-    synthesize.add_argument("--output", required=True)
+    synthesize.add_argument(
+        "--series",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="SEQUENCE=SERIES_UID",
+        help="the series to read from a DICOM folder --input that holds several",
+    )
+    synthesize.add_argument(
+        "--output",
+        required=True,
+        help="the volume file to write (marked SYNTHETIC, with <output>.json beside it), or with "
+        "--output-format dicom a new or empty folder for the series",
+    )
+    synthesize.add_argument(
+        "--output-format",
+        default="file",
+        choices=_OUTPUT_FORMATS,
+        help="file: one volume, its format from its ending; dicom: a derived MR series joining the reference "
+        "input's DICOM patient and study",
+    )
     synthesize.add_argument("--overwrite", action="store_true")
     synthesize.add_argument(
         "--resample", action="store_true", help="resample sources onto the first source (no registration)"

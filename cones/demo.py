@@ -5,7 +5,9 @@ A fresh clone has no BraTS data and no internet, so the demo generates a case wi
 FLAIR, and writes under one folder what a reader needs to judge the result:
 
 - ``<case>/``: the generated case (sources, real T1ce, labels) as NIfTI;
-- ``t1ce_synthesized.nii.gz``: the synthesized T1ce on the case's grid;
+- ``t1ce_synthesized.nii.gz``: the synthesized T1ce on the case's grid, marked synthetic in its
+  header, with its sidecar ``t1ce_synthesized.nii.gz.json`` (:mod:`cones.marking`), as
+  ``cones synthesize`` writes it;
 - ``panel.png``: sources, real and synthesized T1ce and their absolute difference, in the axial,
   coronal and sagittal planes through the tumour;
 - ``case.png``: the generated case itself, its four sequences and tumour labels;
@@ -32,9 +34,10 @@ import SimpleITK as sitk
 
 from cones.checkpoint import ModelCard, load_model
 from cones.config import NormalizationConfig
-from cones.data import read_image, write_image
+from cones.data import read_image
 from cones.data.normalization import denormalize_volume, foreground_mask, normalize_volume
 from cones.inference import SynthesisOptions, synthesize_images
+from cones.marking import Provenance, file_sha256, sidecar_path, write_synthesized
 from cones.metrics import mean_absolute_error, psnr, ssim
 from cones.sequences import Sequence
 
@@ -65,6 +68,7 @@ class DemoResult:
     output_dir: Path
     case_dir: Path
     synthesized: Path
+    sidecar: Path
     panel: Path
     case_figure: Path
     metrics: Path
@@ -237,7 +241,8 @@ def run_demo(
         output_dir / "metrics.json",
     )
     case_figure_path = output_dir / "case.png"
-    existing = [path for path in (synthesized_path, panel_path, case_figure_path, metrics_path) if path.exists()]
+    written = (synthesized_path, sidecar_path(synthesized_path), panel_path, case_figure_path, metrics_path)
+    existing = [path for path in written if path.exists()]
     if existing and not overwrite:
         raise FileExistsError(f"{output_dir} already holds demo results; pass --overwrite to replace them")
     model = load_model(model_path)
@@ -255,7 +260,17 @@ def run_demo(
     sources = {sequence: images[sequence.value] for sequence in model.card.sources}
     synthesized = synthesize_images(model, sources, options=options)[Sequence.T1CE]
     seconds = time.perf_counter() - started
-    write_image(synthesized, synthesized_path, overwrite=overwrite)
+    provenance = Provenance(
+        target=Sequence.T1CE,
+        model_path=Path(model_path),
+        model_sha256=file_sha256(model_path),
+        card=model.card,
+        inputs={sequence: case_dir / f"{case}_{sequence.value}.nii.gz" for sequence in model.card.sources},
+        options={"device": options.device, "demo_seed": seed},
+        series={},
+        reference=model.card.sources[0],
+    )
+    write_synthesized(synthesized, synthesized_path, provenance, overwrite=overwrite)
     logger.info("synthesized T1ce in %.1f s", seconds)
 
     arrays = {name: sitk.GetArrayFromImage(image) for name, image in images.items()}
@@ -295,7 +310,16 @@ def run_demo(
     case_columns["labels"] = arrays["seg"].astype(np.float32)
     labels_title = f"{case}: generated case; labels 1 necrosis, 2 oedema, 4 enhancing (BraTS 2018-2021)"
     render_panel(case_columns, centre, spacing, case_figure_path, labels_title, colormaps={"labels": "viridis"})
-    return DemoResult(output_dir, case_dir, synthesized_path, panel_path, case_figure_path, metrics_path, scores)
+    return DemoResult(
+        output_dir,
+        case_dir,
+        synthesized_path,
+        sidecar_path(synthesized_path),
+        panel_path,
+        case_figure_path,
+        metrics_path,
+        scores,
+    )
 
 
 def main(argv: SequenceOf[str] | None = None) -> int:
@@ -314,7 +338,7 @@ def main(argv: SequenceOf[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(json.dumps({name: {k: round(v, 4) for k, v in s.items()} for name, s in result.scores.items()}, indent=2))
-    written = (result.synthesized, result.panel, result.case_figure, result.metrics, result.case_dir)
+    written = (result.synthesized, result.sidecar, result.panel, result.case_figure, result.metrics, result.case_dir)
     print(f"results in {result.output_dir.resolve()}: {', '.join(path.name for path in written)}")
     return 0
 

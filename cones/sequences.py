@@ -7,11 +7,18 @@ that knows the spellings.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from pathlib import Path
 
-__all__ = ["Sequence", "parse_sequence", "parse_sequence_inputs", "parse_sequences", "split_sequence_input"]
+__all__ = [
+    "Sequence",
+    "parse_input_series",
+    "parse_sequence",
+    "parse_sequence_inputs",
+    "parse_sequences",
+    "split_sequence_input",
+]
 
 
 class Sequence(StrEnum):
@@ -108,13 +115,46 @@ def parse_sequence_inputs(pairs: Iterable[str]) -> dict[Sequence, Path]:
     return paths
 
 
+def parse_input_series(pairs: Iterable[str], inputs: Mapping[Sequence, Path]) -> dict[Sequence, str]:
+    """Parse ``SEQUENCE=SERIES_UID`` arguments (``--series``): which series of a DICOM folder input to read.
+
+    A separate option rather than ``PATH:UID`` in ``--input``, which would break on Windows paths.
+
+    Returns:
+        The series UIDs keyed by canonical sequence.
+
+    Raises:
+        ValueError: a pair is not ``SEQUENCE=SERIES_UID``, names an unknown sequence, one given
+            twice, one that is no input, or one whose input is a file rather than a DICOM folder.
+    """
+    chosen: dict[Sequence, str] = {}
+    for pair in pairs:
+        name, uid = _split_pair(pair, "SEQUENCE=SERIES_UID")
+        sequence = parse_sequence(name)
+        if sequence in chosen:
+            raise ValueError(f"--series gives {sequence.display_name} twice; give each sequence once")
+        if sequence not in inputs:
+            raise ValueError(f"--series {pair!r} names {sequence.display_name}, which is not an --input")
+        if not inputs[sequence].is_dir():
+            raise ValueError(
+                f"--series {pair!r}: the {sequence.display_name} input {str(inputs[sequence])!r} is not a DICOM folder"
+            )
+        chosen[sequence] = uid
+    return chosen
+
+
 def split_sequence_input(pair: str) -> tuple[str, Path]:
     """``"t1=a.nii.gz"`` as ``("t1", Path("a.nii.gz"))``; the name is not checked here.
 
     Raises:
         ValueError: ``pair`` is not ``SEQUENCE=PATH`` with both parts non-empty.
     """
-    name, separator, path = pair.partition("=")
-    if not separator or not name or not path:
-        raise ValueError(f"expected SEQUENCE=PATH, got {pair!r}")
+    name, path = _split_pair(pair, "SEQUENCE=PATH")
     return name, Path(path)
+
+
+def _split_pair(pair: str, form: str) -> tuple[str, str]:
+    name, separator, value = pair.partition("=")
+    if not separator or not name or not value:
+        raise ValueError(f"expected {form}, got {pair!r}")
+    return name, value

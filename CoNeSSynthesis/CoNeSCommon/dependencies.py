@@ -38,6 +38,7 @@ PINNED_PACKAGES: Mapping[str, str] = {
     "numpy": "bundled with Slicer, whose compiled modules are built against this version",
     "SimpleITK": "bundled with Slicer and loaded by its core modules",
     "scipy": "bundled with Slicer, compiled against its numpy; scikit-image requires it and must not upgrade it",
+    "pydicom": "bundled with Slicer (3.0.2 in 5.12) for its DICOM module; CoNeS writes DICOM series with it",
 }
 """Packages pinned to their installed version while installing the requirements, each with the reason."""
 

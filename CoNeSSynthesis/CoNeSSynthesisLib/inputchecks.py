@@ -3,14 +3,12 @@
 The checks are :func:`cones.domain.check_inputs`, the ones ``cones synthesize`` runs; they need only
 numpy and SimpleITK, so they run in Slicer's own process whenever a selector changes. After a
 synthesis the process's own report (which, with preparation, also covers the prepared sources) is
-read back from the JSON it writes beside its output.
+read back from the sidecar it writes beside its output (:func:`cones.marking.write_sidecar`).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cones.domain.checks import InputCheckReport, Preparation, Severity, check_inputs
@@ -22,7 +20,7 @@ if TYPE_CHECKING:
 
     from cones.checkpoint import ModelCard
 
-__all__ = ["checkInputVolumes", "describeChecks", "readCheckReport"]
+__all__ = ["checkInputVolumes", "describeChecks", "reportFromSidecar"]
 
 _MARKS = {Severity.ERROR: "Error", Severity.WARNING: "Warning"}
 
@@ -39,12 +37,9 @@ def checkInputVolumes(
     return check_inputs(card, images, Preparation.PENDING if prepare else Preparation.AS_GIVEN)
 
 
-def readCheckReport(outputPath: Path) -> InputCheckReport | None:
-    """The report ``cones synthesize`` wrote beside ``outputPath`` (``<output>.json``), or None without one."""
-    path = outputPath.with_name(outputPath.name + ".json")
-    if not path.is_file():
-        return None
-    section = json.loads(path.read_text()).get("input_checks")
+def reportFromSidecar(record: Mapping[str, object]) -> InputCheckReport | None:
+    """The input-check report in the sidecar ``cones synthesize`` wrote beside its output, or None without one."""
+    section = record.get("input_checks")
     return None if section is None else InputCheckReport.from_dict(section)
 
 

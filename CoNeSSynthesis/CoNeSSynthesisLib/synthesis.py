@@ -10,6 +10,7 @@ becomes a segmentation node (:mod:`CoNeSSynthesisLib.segmentation`).
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from collections.abc import Callable, Mapping
@@ -33,7 +34,7 @@ from CoNeSCommon.location import bundledModelPath
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLScene
 
 from cones.sequences import Sequence
-from CoNeSSynthesisLib import inputchecks, segmentation, volumes
+from CoNeSSynthesisLib import inputchecks, provenance, segmentation, volumes
 
 if TYPE_CHECKING:
     from slicer import vtkMRMLSegmentationNode
@@ -311,7 +312,8 @@ class SynthesisJob:
         A result that cannot be read or is refused (a label map off the reference grid) adds nothing.
         """
         image = _readResult(self.outputPath, "the synthesized volume")
-        self.inputChecks = inputchecks.readCheckReport(self.outputPath)
+        record = _readSidecar(self.outputPath)
+        self.inputChecks = inputchecks.reportFromSidecar(record)
         reference = self.request.referenceNode
         folder = self.outputPath.parent
         labels = brainMask = None
@@ -334,6 +336,19 @@ class SynthesisJob:
         self.outputNode = volumes.writeSynthesizedVolume(
             self.scene, image, reference, self.request.target, self.request.outputNode
         )
+        provenance.markSynthesizedVolume(
+            self.scene, self.outputNode, self.request.sources, record["marking"], record["model"]["sha256"]
+        )
+
+
+def _readSidecar(outputPath: Path) -> dict:
+    """The provenance the process wrote beside its output (:func:`cones.marking.write_sidecar`)."""
+    from cones.marking import sidecar_path
+
+    try:
+        return json.loads(sidecar_path(outputPath).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise RuntimeError(f"cannot load the provenance of the synthesized volume: {error}") from None
 
 
 def _readResult(path: Path, what: str) -> sitk.Image:

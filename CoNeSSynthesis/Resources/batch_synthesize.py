@@ -8,12 +8,15 @@ Usage (inside Slicer, or a plain Python with the slicer-core wheel and the CoNeS
         [--segment SEGRUN/last.pt --segmentation-output tumour.seg.nrrd]
 
 The inputs are loaded into an MRML scene through storage nodes (keeping left-handed grids as they
-are), the CoNeSSynthesis library checks and synthesizes them, and the result is saved through a
-storage node, on the grid of the first source. With ``--segment``, the tumour is segmented after
-synthesis, as the module's "Segment after synthesis" does, and the segmentation node (named,
-coloured NCR, ED and ET segments) is saved as a ``.seg.nrrd`` that Slicer opens as it was. Exit
-codes: 0 done; 2 refused input (one ``error: ...`` line, nothing written); 1 the synthesis failed;
-130 interrupted (Ctrl-C: the synthesis process is stopped, nothing is written or left behind).
+are; a DICOM series folder is read by ``cones``, ``--series`` picking one series), the
+CoNeSSynthesis library checks and synthesizes them, and the result is written on the grid of the
+first source marked as synthetic, as ``cones synthesize`` writes it (:mod:`cones.marking`: header
+marking, ``<output>.json`` sidecar; ``--output-format dicom`` for a DICOM series). With
+``--segment``, the tumour is segmented after synthesis, as the module's "Segment after synthesis"
+does, and the segmentation node (named, coloured NCR, ED and ET segments) is saved as a
+``.seg.nrrd`` that Slicer opens as it was. Exit codes: 0 done; 2 refused input (one ``error: ...``
+line, nothing written); 1 the synthesis failed; 130 interrupted (Ctrl-C: the synthesis process is
+stopped, nothing is written or left behind).
 """
 
 from __future__ import annotations
@@ -31,13 +34,16 @@ if str(MODULE_DIRECTORY) not in sys.path:
 
 import slicer  # noqa: E402
 from CoNeSCommon.jobs import Device, Progress, pythonInterpreter  # noqa: E402
-from CoNeSSynthesisLib.synthesis import SynthesisJob, prepareSynthesis  # noqa: E402
+from CoNeSSynthesisLib.synthesis import SynthesisJob, prepareSynthesis, readModelCard  # noqa: E402
+from CoNeSSynthesisLib.volumes import imageFromVolume, updateVolumeFromImage  # noqa: E402
 
-from cones.cli import check_synthesis_outputs  # noqa: E402
+from cones.cli import check_synthesis_outputs, synthesis_provenance  # noqa: E402
 from cones.data.io import read_image  # noqa: E402
+from cones.marking import OutputFormat, write_segmentation_sidecar, write_synthesized  # noqa: E402
 from cones.outputs import write_atomically  # noqa: E402
+from cones.segmentation.chain import synthesized_sequences_used  # noqa: E402
 from cones.segmentation.cli import SEGMENTATION_STAGE  # noqa: E402
-from cones.sequences import parse_sequence_inputs  # noqa: E402
+from cones.sequences import parse_input_series, parse_sequence_inputs  # noqa: E402
 
 REFUSED, FAILED, INTERRUPTED = 2, 1, 130
 
@@ -54,7 +60,15 @@ def parseArguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--input", nargs="+", action="extend", required=True, metavar="SEQUENCE=PATH", help="one per source, each once"
     )
+    parser.add_argument(
+        "--series", nargs="+", action="extend", default=[], metavar="SEQUENCE=SERIES_UID",
+        help="the series to read from a DICOM folder input that holds several",
+    )  # fmt: skip
     parser.add_argument("--output", required=True, help="the file to write (.nrrd, .nii.gz, .nii, .mha ...)")
+    parser.add_argument(
+        "--output-format", default=OutputFormat.FILE.value, choices=[member.value for member in OutputFormat],
+        help="file: one volume, its format from its ending; dicom: a new series folder",
+    )  # fmt: skip
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     parser.add_argument("--resample", action="store_true", help="resample sources onto the first source's grid")
     parser.add_argument(
@@ -73,17 +87,23 @@ def parseArguments(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def loadVolume(scene: slicer.vtkMRMLScene, path: Path) -> slicer.vtkMRMLScalarVolumeNode:
+def loadVolume(scene: slicer.vtkMRMLScene, path: Path, seriesUid: str | None = None) -> slicer.vtkMRMLScalarVolumeNode:
     """Load a file into a new volume node through a storage node, keeping its voxel grid as stored.
 
     The file is first read by ``cones``, which refuses what Slicer's readers would load silently
     wrong: a truncated or corrupt NIfTI file (its missing part read as zeros) and NaN or infinite
-    voxels (read as 0 from NIfTI).
+    voxels (read as 0 from NIfTI). A DICOM series folder is read by ``cones`` alone (GDCM, as
+    Slicer's DICOM module reads scalar volumes) into a node named after the folder.
 
     Raises:
         ValueError: the file does not exist, is not a readable volume, is truncated or corrupt, or
-            holds NaN or infinite voxels; the message names the file.
+            holds NaN or infinite voxels; a folder holds no series or several and ``seriesUid``
+            names none; the message names the file.
     """
+    if path.is_dir():
+        node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", path.name)
+        updateVolumeFromImage(node, read_image(path, seriesUid))
+        return node
     if not path.is_file():
         raise ValueError(f"input file {str(path)!r} does not exist")
     read_image(path)
@@ -150,10 +170,11 @@ def synthesize(arguments: argparse.Namespace) -> Path:
         RuntimeError, OSError: the synthesis or the writing failed.
     """
     inputs = parse_sequence_inputs(arguments.input)
+    series = parse_input_series(arguments.series, inputs)
     checkSegmentationOptions(arguments)
     output = check_synthesis_outputs(arguments, inputs, OUTPUT_SUFFIXES, (SEGMENTATION_SUFFIX,))
     scene = slicer.vtkMRMLScene()
-    volumes = {sequence: loadVolume(scene, path) for sequence, path in inputs.items()}
+    volumes = {sequence: loadVolume(scene, path, series.get(sequence)) for sequence, path in inputs.items()}
     request = prepareSynthesis(
         arguments.model,
         volumes,
@@ -169,10 +190,24 @@ def synthesize(arguments: argparse.Namespace) -> Path:
         job = SynthesisJob(scene, request, workDirectory, pythonInterpreter(), onProgress=printProgress)
         job.run()
     job.raiseForStatus()
-    saveNode(scene, job.outputNode, output, "vtkMRMLVolumeArchetypeStorageNode", arguments.overwrite)
+    card = readModelCard(arguments.model)
+    provenance = synthesis_provenance(arguments, inputs, series, card)
+    write_synthesized(
+        imageFromVolume(job.outputNode),
+        output,
+        provenance,
+        output_format=OutputFormat(arguments.output_format),
+        overwrite=arguments.overwrite,
+        sections=None if job.inputChecks is None else {"input_checks": job.inputChecks.to_dict()},
+    )
     if job.segmentationNode is not None:
         segmentationOutput = Path(arguments.segmentation_output)
         saveNode(scene, job.segmentationNode, segmentationOutput, "vtkMRMLSegmentationStorageNode", arguments.overwrite)
+        # Slicer's segmentation storage writes only its own header keys: the sidecar says what it was made from.
+        used = synthesized_sequences_used(request.segmentation, inputs, card.targets)
+        write_segmentation_sidecar(
+            segmentationOutput, provenance, arguments.segment, used, overwrite=arguments.overwrite
+        )
         print(f"tumour segmentation written to {segmentationOutput}")
     return output
 

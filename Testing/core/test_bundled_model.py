@@ -6,8 +6,10 @@ use other seeds, so they measure generalisation to unseen cases, not memorisatio
 
 from __future__ import annotations
 
+import hashlib
 import json
 
+import nibabel as nib
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -42,6 +44,17 @@ def test_demo_writes_volumes_panel_and_metrics(demo) -> None:
     reference = sitk.ReadImage(str(next(demo.case_dir.glob("*_t1.nii.gz"))))
     assert synthesized.GetSize() == reference.GetSize() and synthesized.GetOrigin() == reference.GetOrigin()
     assert demo.panel.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and demo.panel.stat().st_size > 50_000
+
+
+def test_demo_marks_the_synthesized_t1ce_and_writes_its_sidecar(demo) -> None:
+    """The demo's T1ce is a synthesis output like any other: it must never pass for an acquired scan."""
+    marking = f"SYNTHETIC T1ce - CoNeS {hashlib.sha256(BUNDLED_MODEL.read_bytes()).hexdigest()[:12]}"
+    assert nib.load(demo.synthesized).header["descrip"].item().decode() == marking
+    sidecar = json.loads(demo.sidecar.read_text())
+    assert demo.sidecar == demo.synthesized.with_name("t1ce_synthesized.nii.gz.json")
+    assert sidecar["synthetic"] is True and sidecar["marking"] == marking
+    assert sidecar["inputs"].keys() == {"t1", "t2", "flair"}
+    assert sidecar["options"]["demo_seed"] == FRESH_SEED
 
 
 def test_bundled_model_beats_copying_t1_inside_the_brain(demo) -> None:

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -25,6 +28,7 @@ from cones.config import NormalizationConfig
 from cones.data.discovery import find_cases
 from cones.data.geometry import grid_difference
 from cones.data.io import read_image
+from cones.marking import sidecar_path
 from cones.model import CoNeSGenerator
 from cones.segmentation import (
     check_segmentation_inputs,
@@ -33,11 +37,17 @@ from cones.segmentation import (
     segment_with_synthesis,
 )
 from cones.segmentation.base import InputNormalization
+from cones.segmentation.chain import synthesized_sequences_used
 from cones.segmentation.training import load_training_case
 from cones.sequences import Sequence
 
 SHAPE = (16, 32, 32)
+
 TINY_ARGS = ["--iterations", "2", "--patch-size", "16", "32", "32", "--channels", "4", "8", "--device", "cpu"]
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -162,6 +172,36 @@ def test_synthesize_then_segment_writes_the_label_map_of_the_completed_case(
     assert synthesize(synthesis_model, inputs(dataset), synthesized, *segment, "--overwrite") == 0
 
 
+def test_a_segmentation_from_a_synthesized_sequence_says_so_in_its_header_and_sidecar(
+    tmp_path: Path, dataset: Path, seg_model: Path, synthesis_model: Path, capsys: pytest.CaptureFixture
+) -> None:
+    synthesized, labels = tmp_path / "t1ce.nii.gz", tmp_path / "seg.nii.gz"
+    segment = ["--segment", str(seg_model), "--segmentation-output", str(labels)]
+    assert synthesize(synthesis_model, inputs(dataset), synthesized, *segment) == 0
+    marking = f"SEGMENTATION FROM SYNTHETIC T1ce - CoNeS {sha256(synthesis_model)[:12]}"
+    assert nib.load(labels).header["descrip"].item().decode() == marking
+    sidecar = json.loads(sidecar_path(labels).read_text())
+    assert sidecar["derived_from_synthetic"] is True and sidecar["marking"] == marking
+    assert sidecar["synthesized_inputs"] == ["t1ce"]
+    assert sidecar["segmentation_model"] == {"path": str(seg_model.resolve()), "sha256": sha256(seg_model)}
+    assert sidecar["synthesis"]["marking"] == f"SYNTHETIC T1ce - CoNeS {sha256(synthesis_model)[:12]}"
+    assert set(sidecar["synthesis"]["inputs"]) == {"t1", "t2", "flair"}
+    # an existing sidecar of the label map is refused before any work, like the label map itself
+    capsys.readouterr()
+    for written in (synthesized, sidecar_path(synthesized), labels):
+        written.unlink()
+    assert synthesize(synthesis_model, inputs(dataset), synthesized, *segment) == 2
+    assert "seg.nii.gz.json' already exists; pass --overwrite" in capsys.readouterr().err
+    assert not synthesized.exists() and not labels.exists()
+
+
+def test_only_synthesized_sequences_the_model_uses_mark_its_segmentation(seg_model: Path) -> None:
+    info = read_segmentation_info(seg_model)
+    assert synthesized_sequences_used(info, ["t1", "t2", "flair"], ["t1ce"]) == (Sequence.T1CE,)
+    assert synthesized_sequences_used(info, ["t1", "t1ce", "t2", "flair"], ["t1ce"]) == (), "given ones win"
+    assert synthesized_sequences_used(info, ["t1", "t1ce", "t2"], ["flair"]) == (Sequence.FLAIR,)
+
+
 def test_synthesize_segment_refusals_come_before_synthesis(
     tmp_path: Path, dataset: Path, seg_model: Path, synthesis_model: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -252,7 +292,7 @@ def test_evaluate_segmentation_writes_the_table(
     assert {row["region"] for row in rows} == {"ET", "TC", "WT"}
     assert all(0.0 <= float(row["dice"]) <= 1.0 for row in rows)
     assert all(row["reference_voxels"] != "0" for row in rows)  # every synthetic case has a lesion
-    table = (output / "segmentation.md").read_text()
+    table = (output / "segmentation.md").read_text(encoding="utf-8")
     assert "| T1ce = cones:other/t1ce synthesis |" in table and "Dice ET" in table and "2 case(s)" in table
     assert main(arguments) == 2
     assert "segmentation.csv already exists" in capsys.readouterr().err

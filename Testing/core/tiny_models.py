@@ -6,6 +6,8 @@ part of the real network (stem, four stages, FPN merges, shift-modulated MLP).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from cones.config import GeneratorConfig
 
 TINY_GENERATOR = GeneratorConfig(
@@ -16,3 +18,27 @@ TINY_GENERATOR = GeneratorConfig(
     mlp_width=8,
     coordinate_extent=(64, 64),
 )
+
+
+def write_tiny_model(path: Path) -> Path:
+    """Save a random-init T1 + T2 + FLAIR -> T1ce model of :data:`TINY_GENERATOR` (tests of what wraps synthesis)."""
+    import torch
+
+    from cones.checkpoint import ModelCard, make_provenance, save_model
+    from cones.config import NormalizationConfig
+    from cones.model import CoNeSGenerator
+    from cones.sequences import Sequence
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        generator = CoNeSGenerator(TINY_GENERATOR)
+    card = ModelCard(
+        architecture="cones",
+        preset=None,
+        generator=TINY_GENERATOR,
+        sources=(Sequence.T1, Sequence.T2, Sequence.FLAIR),
+        targets=(Sequence.T1CE,),
+        normalization=NormalizationConfig(),
+        provenance=make_provenance(0, "random-init test model"),
+    )
+    return save_model(path, generator, card)

@@ -3,6 +3,7 @@ refusals through its ``main`` in this process, which skips a process start per c
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -64,7 +65,13 @@ def test_batch_writes_the_synthesized_volume_on_the_input_grid(caseFiles, tinyMo
         np.testing.assert_allclose(getattr(written, name)(), getattr(reference, name)(), atol=1e-5)
     values, t1 = sitk.GetArrayFromImage(written), sitk.GetArrayFromImage(reference)
     assert np.all(values[t1 == 0] == 0) and values[t1 > 0].std() > 0
-    assert sorted(path.name for path in output.parent.iterdir()) == [output.name], "no temporary file is left"
+    assert written.GetMetaData("CoNeS.Synthetic").startswith("SYNTHETIC T1ce - CoNeS ")
+    sidecar = json.loads(output.with_name(output.name + ".json").read_text())
+    assert sidecar["marking"] == written.GetMetaData("CoNeS.Synthetic")
+    assert sidecar["inputs"]["t1"]["path"] == str(caseFiles[Sequence.T1].resolve())
+    assert sorted(path.name for path in output.parent.iterdir()) == [output.name, f"{output.name}.json"], (
+        "no temporary file is left"
+    )
 
 
 def without(inputs: dict[str, Path], name: str) -> dict[str, Path]:

@@ -26,7 +26,9 @@ def test_an_old_torch_is_refused_with_what_to_do() -> None:
 def test_constraints_pin_the_packages_slicer_owns_to_their_installed_versions(tmp_path: Path) -> None:
     lines = dependencies.writeConstraints(tmp_path).read_text(encoding="utf-8").splitlines()
     pins = {line.split("==")[0]: line.split("==")[1].split()[0] for line in lines}
-    assert pins == {name: importlib.metadata.version(name) for name in ("torch", "numpy", "SimpleITK", "scipy")}
+    assert pins == {
+        name: importlib.metadata.version(name) for name in ("torch", "numpy", "SimpleITK", "scipy", "pydicom")
+    }
     assert all("  # " in line for line in lines), "every pin says why"
 
 

@@ -6,6 +6,7 @@ left-handed), so a label that lands in the wrong segment or voxel shows as a mis
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -210,6 +211,10 @@ def test_batch_script_writes_a_segmentation_slicer_opens_with_its_segments(
         [node.GetSegmentation().GetSegment(tissue).GetColor() for tissue in TISSUES],
         [segmentation.SEGMENT_COLORS[tissue] for tissue in TISSUES],
     )
+    sidecar = json.loads((tmp_path / "tumour.seg.nrrd.json").read_text())
+    assert sidecar["derived_from_synthetic"] is True and sidecar["synthesized_inputs"] == ["t1ce"]
+    assert sidecar["marking"].startswith("SEGMENTATION FROM SYNTHETIC T1ce - CoNeS ")
+    assert sidecar["synthesis"]["marking"] == json.loads((tmp_path / "t1ce.nrrd.json").read_text())["marking"]
 
 
 def test_the_libraries_import_without_torch() -> None:

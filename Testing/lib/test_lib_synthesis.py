@@ -124,6 +124,7 @@ def test_resampled_sources_are_synthesized_into_the_chosen_output_only(
     flair.SetIJKToRASMatrix(slicer.util.vtkMatrixFromArray(matrix))
     chosen = addVolume(scene, "chosen output", 0.0)
     namesake = addVolume(scene, "CASE-001 T1ce (synthesized)", 1.0)
+    slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)  # Slicer's scenes always have one
     nodes = scene.GetNumberOfNodes()
     request = prepareSynthesis(tinyModel, sourceVolumes(case), chosen, Device.CPU, allowResampling=True)
     job = SynthesisJob(scene, request, workFolder(tmp_path), sys.executable)

@@ -8,7 +8,8 @@ Two things SimpleITK does not say are checked on every read, because both turn i
 wrong image: its NIfTI reader fills the missing part of a truncated file with zeros, and it turns
 NaN and infinite voxels into 0. NIfTI files are therefore also read, as stored, by nibabel, which
 refuses a short or corrupt file; NRRD and MetaImage readers refuse short files themselves and keep
-non-finite voxels, which are checked on the image read.
+non-finite voxels, which are checked on the image read. A folder is read as a DICOM series
+(:mod:`cones.data.dicom`), with the same checks on its voxels.
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ from cones.outputs import write_atomically
 __all__ = ["array_to_image", "image_to_array", "read_image", "write_image", "write_transform"]
 
 
-def read_image(path: str | Path) -> sitk.Image:
+def read_image(path: str | Path, series_uid: str | None = None) -> sitk.Image:
     """Read a 3D single-component image.
 
     Args:
-        path: a ``.nii.gz``, ``.nii``, ``.nrrd`` or ``.mha`` file.
+        path: a ``.nii.gz``, ``.nii``, ``.nrrd`` or ``.mha`` file, or a folder holding a DICOM series.
+        series_uid: the series to read from a DICOM folder holding several; None for a file.
 
     Returns:
         The image with its geometry.
@@ -37,9 +39,18 @@ def read_image(path: str | Path) -> sitk.Image:
     Raises:
         ValueError: the file is missing, unreadable, truncated or corrupt, holds NaN or infinite
             voxels, or is not a 3D scalar volume (a 4D series or an RGB image cannot be a sequence
-            channel); the message names the file.
+            channel); a DICOM folder holds no series, or several and ``series_uid`` names none of
+            them; ``series_uid`` is given for a file. The message names the file or folder.
     """
     path = Path(path)
+    if path.is_dir():
+        from cones.data.dicom import read_dicom_series
+
+        image = read_dicom_series(path, series_uid)
+        _check_finite(sitk.GetArrayViewFromImage(image), path)
+        return image
+    if series_uid is not None:
+        raise ValueError(f"a series UID is given for {str(path)!r}, which is a file, not a DICOM folder")
     if not path.is_file():
         raise ValueError(f"image file {str(path)!r} does not exist")
     nifti = path.name.lower().endswith((".nii", ".nii.gz"))

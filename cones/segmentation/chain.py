@@ -16,11 +16,18 @@ import SimpleITK as sitk
 
 from cones.data.geometry import check_same_grid, resample_to_reference
 from cones.data.io import write_image
+from cones.marking import mark_image
 from cones.outputs import OutputExistsError
 from cones.segmentation.base import SegmentationInfo, SegmentationModel
 from cones.sequences import Sequence, parse_sequence
 
-__all__ = ["check_segmentation_grids", "check_segmentation_inputs", "segment_to_file", "segment_with_synthesis"]
+__all__ = [
+    "check_segmentation_grids",
+    "check_segmentation_inputs",
+    "segment_to_file",
+    "segment_with_synthesis",
+    "synthesized_sequences_used",
+]
 
 
 def check_segmentation_inputs(
@@ -50,6 +57,20 @@ def check_segmentation_inputs(
             f"the segmentation model {model.source} needs {_names(model.sequences)}, but {_names(missing)} is "
             f"neither given (given: {_names(given)}) nor synthesized (synthesis makes {_names(synthesized)})"
         )
+
+
+def synthesized_sequences_used(
+    model: SegmentationModel | SegmentationInfo,
+    given: Iterable[Sequence | str],
+    synthesized: Iterable[Sequence | str],
+) -> tuple[Sequence, ...]:
+    """The synthesized sequences the segmentation model will use: those it needs that are not given.
+
+    Given sequences win (see :func:`segment_with_synthesis`), so a label map uses synthetic input,
+    and must say so, exactly when this is not empty.
+    """
+    given, synthesized = _parsed(given), _parsed(synthesized)
+    return tuple(seq for seq in model.sequences if seq in synthesized and seq not in given)
 
 
 def check_segmentation_grids(model: SegmentationModel, given: Mapping[Sequence | str, sitk.Image]) -> None:
@@ -102,6 +123,7 @@ def segment_to_file(
     output: str | os.PathLike[str],
     overwrite: bool = False,
     resample: bool = False,
+    marking: str | None = None,
 ) -> Path:
     """Segment with given and synthesized images and write the label map with the inputs' geometry.
 
@@ -112,6 +134,9 @@ def segment_to_file(
         output: the label map file to write (``.nii.gz``, ``.nrrd``, ...).
         overwrite: replace an existing ``output``.
         resample: see :func:`segment_with_synthesis`.
+        marking: the header text of a label map that used a synthesized sequence
+            (:func:`cones.marking.segmentation_marking`), written where synthesized volumes carry
+            theirs (:func:`cones.marking.mark_image`); None writes no marking.
 
     Returns:
         ``output`` as a :class:`~pathlib.Path`.
@@ -124,6 +149,8 @@ def segment_to_file(
     if output.exists() and not overwrite:
         raise OutputExistsError(output)
     label_map = segment_with_synthesis(model, given, synthesized, resample=resample)
+    if marking is not None:
+        mark_image(label_map, marking)
     return write_image(label_map, output, overwrite=overwrite)
 
 

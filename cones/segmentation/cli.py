@@ -6,7 +6,7 @@ next to the code they run. ``cones.cli`` wires it in with a few calls::
     add_commands(commands)                                  # train-seg, evaluate-segmentation
     add_synthesize_options(synthesize)                      # --segment, --segmentation-output
     segmentation = prepare_segmentation(args, model.card, images)        # before synthesis
-    segment_after_synthesis(args, segmentation, images, results)         # after it
+    segment_after_synthesis(args, segmentation, images, results, provenance)  # after it
 
 Heavy imports (MONAI, onnxruntime, nnU-Net) wait until a handler runs, which keeps ``cones --help`` fast.
 """
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     import SimpleITK as sitk
 
     from cones.checkpoint import ModelCard
+    from cones.marking import Provenance
     from cones.segmentation.base import SegmentationModel
 
 __all__ = [
@@ -125,14 +126,19 @@ def segment_after_synthesis(
     segmentation: SegmentationModel | None,
     images: Mapping[Sequence | str, sitk.Image],
     synthesized: Mapping[Sequence | str, sitk.Image],
+    provenance: Provenance,
 ) -> Path | None:
-    """Segment with the given and synthesized images and write ``--segmentation-output``.
+    """Segment with the given and synthesized images and write ``--segmentation-output`` and its sidecar.
+
+    A label map computed with a synthesized sequence is marked ``SEGMENTATION FROM SYNTHETIC ...``
+    in its header, and its sidecar records the segmentation model and the synthesis.
 
     Args:
         args: the ``synthesize`` namespace.
         segmentation: what :func:`prepare_segmentation` returned; None does nothing.
         images: the given images.
         synthesized: what synthesis returned (on the grid of its first source).
+        provenance: the synthesis (its marking and sidecar record).
 
     Returns:
         The written label map, or None when no segmentation was asked for.
@@ -143,13 +149,22 @@ def segment_after_synthesis(
     """
     if segmentation is None:
         return None
-    from cones.segmentation.chain import segment_to_file
+    from cones.marking import segmentation_marking, write_segmentation_sidecar
+    from cones.segmentation.chain import segment_to_file, synthesized_sequences_used
 
     print(f"CONES_PROGRESS 0 1 {SEGMENTATION_STAGE}", flush=True)
     resample = getattr(args, "resample", False)
+    used = synthesized_sequences_used(segmentation, images, synthesized)
     written = segment_to_file(
-        segmentation, images, synthesized, args.segmentation_output, overwrite=args.overwrite, resample=resample
+        segmentation,
+        images,
+        synthesized,
+        args.segmentation_output,
+        overwrite=args.overwrite,
+        resample=resample,
+        marking=segmentation_marking(provenance.marking) if used else None,
     )
+    write_segmentation_sidecar(written, provenance, args.segment, used, overwrite=args.overwrite)
     print(f"segmentation ({', '.join(segmentation.labels.names[1:])}) written to {written}")
     return written
 

@@ -1,0 +1,108 @@
+"""The synthesized node says it is synthetic: attributes, subject-hierarchy place, DICOM export tags, NRRD keys."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("slicer")
+import pydicom
+import SimpleITK as sitk
+import slicer
+from CoNeSSynthesisLib.jobs import Device
+from CoNeSSynthesisLib.provenance import MODEL_SHA256_ATTRIBUTE, SOURCE_NODE_IDS_ATTRIBUTE, SYNTHETIC_ATTRIBUTE
+from CoNeSSynthesisLib.synthesis import SynthesisJob, prepareSynthesis
+from conftest import BATCH_SCRIPT
+
+from cones.sequences import Sequence
+
+SOURCES = (Sequence.T1, Sequence.T2, Sequence.FLAIR)
+DICOM = slicer.vtkMRMLSubjectHierarchyConstants.GetDICOMAttributePrefix()
+
+
+def synthesizeInScene(scene, case, model: Path, tmp_path: Path):
+    request = prepareSynthesis(model, {sequence.value: case[sequence] for sequence in SOURCES}, device=Device.CPU)
+    work = tmp_path / "work"
+    work.mkdir()
+    job = SynthesisJob(scene, request, work, sys.executable)
+    output = job.run()
+    job.raiseForStatus()
+    return output
+
+
+def test_the_output_node_is_marked_and_exports_as_a_synthetic_series_of_the_reference_study(
+    scene, case, tinyModel: Path, tmp_path: Path
+) -> None:
+    hierarchy = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+    patient = hierarchy.CreateSubjectItem(hierarchy.GetSceneItemID(), "patient")
+    study = hierarchy.CreateStudyItem(patient, "study")
+    for sequence in SOURCES:
+        item = hierarchy.CreateItem(study, case[sequence])
+        hierarchy.SetItemAttribute(item, DICOM + "SeriesNumber", "7")
+    output = synthesizeInScene(scene, case, tinyModel, tmp_path)
+    sha = hashlib.sha256(tinyModel.read_bytes()).hexdigest()
+    assert output.GetAttribute(SYNTHETIC_ATTRIBUTE) == f"SYNTHETIC T1ce - CoNeS {sha[:12]}"
+    assert output.GetAttribute(MODEL_SHA256_ATTRIBUTE) == sha
+    assert output.GetAttribute(SOURCE_NODE_IDS_ATTRIBUTE) == " ".join(
+        f"{sequence.value}={case[sequence].GetID()}" for sequence in SOURCES
+    )
+    item = hierarchy.GetItemByDataNode(output)
+    assert hierarchy.GetItemParent(item) == study
+    assert hierarchy.GetItemAttribute(item, DICOM + "SeriesDescription").startswith("SYNTHETIC T1ce")
+    assert hierarchy.GetItemAttribute(item, DICOM + "SeriesNumber") == "1007"
+    assert hierarchy.GetItemAttribute(item, DICOM + "Modality") == "MR"
+
+
+def test_slicer_nrrd_storage_keeps_the_marking_and_the_default_storage_drops_it(
+    scene, case, tinyModel: Path, tmp_path: Path
+) -> None:
+    """What the README says about saving a synthesized volume from Slicer."""
+    output = synthesizeInScene(scene, case, tinyModel, tmp_path)
+    marking = output.GetAttribute(SYNTHETIC_ATTRIBUTE)
+    written = {}
+    for storageClass in ("vtkMRMLNRRDStorageNode", "vtkMRMLVolumeArchetypeStorageNode"):
+        storage = scene.AddNewNodeByClass(storageClass)
+        written[storageClass] = tmp_path / f"{storageClass}.nrrd"
+        storage.SetFileName(str(written[storageClass]))
+        assert storage.WriteData(output)
+    image = sitk.ReadImage(str(written["vtkMRMLNRRDStorageNode"]))
+    assert image.GetMetaData(SYNTHETIC_ATTRIBUTE) == marking
+    assert not sitk.ReadImage(str(written["vtkMRMLVolumeArchetypeStorageNode"])).HasMetaDataKey(SYNTHETIC_ATTRIBUTE)
+    reloaded = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode")
+    storage = scene.AddNewNodeByClass("vtkMRMLNRRDStorageNode")
+    storage.SetFileName(str(written["vtkMRMLNRRDStorageNode"]))
+    assert storage.ReadData(reloaded)
+    assert reloaded.GetAttribute(SYNTHETIC_ATTRIBUTE) == marking, "a NRRD key comes back as the node attribute"
+
+
+def test_batch_reads_a_dicom_t1_beside_nifti_and_writes_a_synthetic_dicom_series(
+    tinyModel: Path, tmp_path: Path
+) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
+    from CoNeSSynthesisLib import testing
+    from dicom_series import PATIENT_ID, write_series
+
+    right_handed = testing.syntheticCaseImages(ijkToRas=np.diag([-1.0, -1.0, 2.0, 1.0]))  # DICOM reads right-handed
+    t1 = write_series(right_handed[Sequence.T1], tmp_path / "t1", "1.2.826.0.1.3680043.8.498.21")
+    inputs = [f"t1={t1}"]
+    for sequence in (Sequence.T2, Sequence.FLAIR):
+        path = tmp_path / f"{sequence.value}.nii.gz"
+        sitk.WriteImage(sitk.Cast(sitk.Round(right_handed[sequence]), sitk.sitkInt16), str(path))
+        inputs.append(f"{sequence.value}={path}")
+    folder = tmp_path / "t1ce"
+    result = subprocess.run(
+        [sys.executable, str(BATCH_SCRIPT), "--model", str(tinyModel), "--input", *inputs, "--output", str(folder),
+         "--output-format", "dicom", "--device", "cpu"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    datasets = [pydicom.dcmread(path) for path in sorted(folder.iterdir())]
+    assert len(datasets) == right_handed[Sequence.T1].GetSize()[2]
+    assert all(ds.SeriesDescription.startswith("SYNTHETIC T1ce") and ds.PatientID == PATIENT_ID for ds in datasets)
+    assert all(list(ds.ImageType) == ["DERIVED", "SECONDARY"] for ds in datasets)
+    assert (tmp_path / "t1ce.json").is_file()
