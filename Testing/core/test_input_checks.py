@@ -119,7 +119,9 @@ def test_a_label_map_or_a_mask_given_as_an_image_is_an_error(card: ModelCard) ->
     ]
     with pytest.raises(InputsRefused, match="T1: it holds only 4 distinct integer values"):
         report.raise_if_refused()
-    assert findings(card, {**sources_of(case), Sequence.T2: case["seg"]}) == {"label-map": Severity.ERROR}
+    mask = check_inputs(card, {**sources_of(case), Sequence.T2: case["seg"]}).results
+    assert [(r.check, r.severity) for r in mask] == [("empty-or-constant", Severity.ERROR)]
+    assert "(a mask, not an MR image?)" in mask[0].message
 
 
 def test_identical_sources_are_an_error(card: ModelCard) -> None:

@@ -14,7 +14,7 @@ pytest.importorskip("slicer")
 import pydicom
 import SimpleITK as sitk
 import slicer
-from CoNeSSynthesisLib.jobs import Device
+from CoNeSCommon.jobs import Device
 from CoNeSSynthesisLib.provenance import MODEL_SHA256_ATTRIBUTE, SOURCE_NODE_IDS_ATTRIBUTE, SYNTHETIC_ATTRIBUTE
 from CoNeSSynthesisLib.synthesis import SynthesisJob, prepareSynthesis
 from conftest import BATCH_SCRIPT

@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 __all__ = ["CheckResult", "InputCheckReport", "InputsRefused", "Preparation", "Severity", "check_inputs"]
 
 LABEL_MAP_MAX_VALUES = 16
-"""An "image" whose brain holds at most this many distinct integer values is a label map or a mask."""
+"""An "image" whose foreground holds 2 to this many distinct integer values is a label map (a mask, with one
+value, is found constant)."""
 IDENTICAL_MIN_CORRELATION = 0.99
 """Two sources correlating this well inside the brain are one image (no two MRI sequences do: T1-T1ce ~0.9)."""
 SPACING_MAX_RATIO = 1.5
@@ -242,14 +243,14 @@ class _Checks:
                 )
                 continue
             distinct = np.unique(foreground[:: max(1, foreground.size // 1_000_000)])
-            if distinct.size <= LABEL_MAP_MAX_VALUES and np.all(distinct == np.round(distinct)):
+            if 1 < distinct.size <= LABEL_MAP_MAX_VALUES and np.all(distinct == np.round(distinct)):
                 shown = ", ".join(f"{value:g}" for value in distinct[:8])
                 self._find(
                     "label-map",
                     Severity.ERROR,
                     (sequence,),
-                    f"{name}: it holds only {distinct.size} distinct integer value{'s' if distinct.size > 1 else ''} "
-                    f"({shown}); it is a label map or mask, not an MR image",
+                    f"{name}: it holds only {distinct.size} distinct integer values ({shown}); it is a label map, "
+                    "not an MR image",
                 )
                 continue
             low, high = np.percentile(
@@ -260,7 +261,7 @@ class _Checks:
                     "empty-or-constant",
                     Severity.ERROR,
                     (sequence,),
-                    f"{name}: the volume is constant ({low:g}) inside its foreground",
+                    f"{name}: the volume is constant ({low:g}) inside its foreground (a mask, not an MR image?)",
                 )
                 continue
             usable[sequence] = image
