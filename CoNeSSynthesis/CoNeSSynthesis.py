@@ -27,6 +27,7 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
+from cones.precision import Precision
 from cones.segmentation.cli import SEGMENTATION_STAGE
 from cones.sequences import Sequence
 
@@ -111,6 +112,7 @@ class CoNeSSynthesisParameterNode:
     flairVolume - the FLAIR source volume (used when the model needs FLAIR).
     outputVolume - the volume to replace with the result; None adds "<case> <target> (synthesized)".
     device - where the network runs: automatic (CUDA if available), CPU or CUDA.
+    precision - the network's number format: auto (bf16 where the hardware has bf16 units), fp32 or bf16.
     allowResampling - resample sources on other grids onto the first source instead of refusing them.
     prepareRawScans - co-register the sources to the first one and extract the brain before synthesis
         (raw clinical scans); turned on when the chosen volumes are on different grids or not skull-stripped.
@@ -130,6 +132,7 @@ class CoNeSSynthesisParameterNode:
     flairVolume: vtkMRMLScalarVolumeNode
     outputVolume: vtkMRMLScalarVolumeNode
     device: Device = Device.AUTO
+    precision: Precision = Precision.AUTO
     allowResampling: bool = False
     prepareRawScans: bool = False
     addPreparedInputs: bool = False
@@ -277,6 +280,7 @@ class CoNeSSynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 sourceVolumes(parameters),
                 outputNode=parameters.outputVolume,
                 device=parameters.device,
+                precision=parameters.precision,
                 allowResampling=parameters.allowResampling,
                 segmentationModelPath=parameters.segmentationModelPath if parameters.segmentAfterSynthesis else None,
                 prepare=parameters.prepareRawScans,
@@ -365,6 +369,7 @@ class CoNeSSynthesisLogic(ScriptedLoadableModuleLogic):
         wait=True,
         onProgress=None,
         onDone=None,
+        precision=Precision.AUTO,
     ):
         """Synthesize the model's target sequence from scalar volumes of the scene.
 
@@ -389,6 +394,7 @@ class CoNeSSynthesisLogic(ScriptedLoadableModuleLogic):
                 and, once done, ``outputNode`` and ``segmentationNode``.
             onProgress: called with each :class:`~CoNeSSynthesisLib.jobs.Progress` (done, total slices).
             onDone: called with the job when it has ended (the output, if any, is in the scene then).
+            precision: ``"auto"`` (bf16 where the CPU or GPU has bf16 units), ``"fp32"`` or ``"bf16"``.
 
         Raises:
             ValueError: refused input (the message names the volumes), the model file is refused, or the
@@ -405,6 +411,7 @@ class CoNeSSynthesisLogic(ScriptedLoadableModuleLogic):
             segmentationModelPath,
             prepare=prepare,
             addPreparedInputs=addPreparedInputs,
+            precision=precision,
         )
         job = SynthesisJob(
             slicer.mrmlScene, request, workDirectory(), pythonInterpreter(), onProgress=onProgress, onDone=onDone

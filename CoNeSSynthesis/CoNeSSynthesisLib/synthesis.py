@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import SimpleITK as sitk
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLScene
 
+from cones.precision import Precision, parse_precision
 from cones.sequences import Sequence
 from CoNeSSynthesisLib import segmentation, volumes
 from CoNeSSynthesisLib.jobs import (
@@ -91,6 +92,7 @@ class SynthesisRequest:
         target: the sequence the model synthesizes.
         outputNode: the volume the user chose to replace, or ``None`` for a new volume.
         device: where the network runs.
+        precision: the network's number format (``cones synthesize --precision``).
         allowResampling: resample sources on other grids onto the reference instead of refusing them.
         segmentation: the segmentation model to run after synthesis, or ``None``.
         prepare: raw scans: co-register the sources to the reference and extract the brain first
@@ -108,6 +110,7 @@ class SynthesisRequest:
     segmentation: SegmentationInfo | None = None
     prepare: bool = False
     addPreparedInputs: bool = False
+    precision: Precision = Precision.AUTO
 
     @property
     def referenceNode(self) -> vtkMRMLScalarVolumeNode:
@@ -124,6 +127,7 @@ def prepareSynthesis(
     segmentationModelPath: str | Path | None = None,
     prepare: bool = False,
     addPreparedInputs: bool = False,
+    precision: Precision | str = Precision.AUTO,
 ) -> SynthesisRequest:
     """Check a request against the model's card and the scene, before any process starts.
 
@@ -138,6 +142,7 @@ def prepareSynthesis(
             model's sources and the synthesized sequence.
         prepare: raw scans on grids of their own: co-register and extract the brain before synthesis.
         addPreparedInputs: with ``prepare``, also add the brain mask and the registered sources.
+        precision: ``"auto"``, ``"fp32"`` or ``"bf16"``.
 
     Raises:
         ValueError: the model file is refused or synthesizes several sequences, a source is missing
@@ -165,7 +170,7 @@ def prepareSynthesis(
         check_segmentation_inputs(info, given=sources, synthesized=card.targets)
     return SynthesisRequest(
         Path(modelPath), sources, card.targets[0], outputNode, Device(device), allowResampling, info, prepare,
-        addPreparedInputs,
+        addPreparedInputs, parse_precision(precision),
     )  # fmt: skip
 
 
@@ -187,6 +192,7 @@ def _command(
         "--input", *(f"{sequence.value}={path}" for sequence, path in inputs.items()),
         "--output", str(output),
         "--device", request.device.value,
+        "--precision", request.precision.value,
     ]  # fmt: skip
     if request.allowResampling:
         arguments.append("--resample")
