@@ -7,12 +7,14 @@ prints one JSON object: the fit (L1 before, after, and of the best constant), th
 and per case the PSNR (dB) of each path against plain fp32 NCHW, over the source foreground, in the
 fp32 volume's value range. A path under 40 dB must not be chosen by ``--precision auto``.
 ``Testing/core/test_precision.py`` runs the same guard on the bundled lite model; the paper preset's
-lives here because its training takes minutes (60 steps: foreground L1 0.16 against 0.22 for the
-best constant, measured; 40 steps only reach 0.21).
+lives here because its training takes minutes. ``learned_beyond_a_constant`` says whether the
+network's foreground L1 ended under 0.9x that of the best constant output: a network that did not
+learn outputs a near-constant field, and its PSNR says nothing. Training at this learning rate is
+noisy: one 60-step run reached L1 0.16 (constant: 0.22), another 0.22; hence 100 steps.
 
 Usage::
 
-    python Testing/benchmarks/precision_accuracy.py --preset paper --iterations 60 \
+    python Testing/benchmarks/precision_accuracy.py --preset paper --iterations 100 \
         --real ../shared/data/coregistered/TCGA-DU-7294
 """
 
@@ -38,7 +40,7 @@ from cones.sequences import Sequence
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="paper", choices=["lite", "paper"])
-    parser.add_argument("--iterations", type=int, default=60, help="60: the fewest that clearly beat a constant")
+    parser.add_argument("--iterations", type=int, default=100)
     parser.add_argument("--crop", type=int, default=48)
     parser.add_argument("--shape", type=int, nargs=3, default=(6, 48, 48), metavar=("Z", "Y", "X"))
     parser.add_argument("--real", type=Path, nargs="*", default=[], help="co-registered case folders")
@@ -51,7 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     fit = train_briefly(
         generator, *normalized_case(volumes, SOURCES, Sequence.T1CE), iterations=args.iterations, crop=args.crop
     )
-    report = {"preset": args.preset, "fit": vars(fit), "training_s": round(time.perf_counter() - start, 1)}
+    report = {
+        "preset": args.preset,
+        "fit": vars(fit),
+        "learned_beyond_a_constant": fit.final_l1 < 0.9 * fit.constant_l1,
+        "training_s": round(time.perf_counter() - start, 1),
+    }
     real = [case for folder in args.real for case in find_cases(folder.parent) if case.case_id == folder.name]
     cases = {"generated": volumes} | {case.case_id: central_slices(case, args.real_slices) for case in real}
     report["psnr_against_fp32_db"] = {

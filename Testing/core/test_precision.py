@@ -7,7 +7,7 @@ rescaled by the fp32 volume's value range (the paper's convention, :func:`cones.
 Generator: the bundled lite model (a random one outputs a near-constant field that any precision
 reproduces). Cases: a generated one and, when ``../shared/data`` (or ``$CONES_REAL_DATA``) is
 present, central slices of a real BraTS-space case. The paper preset's guard needs a briefly trained
-generator (60 Adam steps, minutes on 2 cores, over the suite's 10-minute limit on a loaded machine):
+generator (100 Adam steps, minutes on 2 cores, over the suite's 10-minute limit on a loaded machine):
 it runs in ``Testing/benchmarks/precision_accuracy.py``, which reuses :func:`guard_psnrs`.
 """
 
