@@ -30,6 +30,7 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
+from cones.precision import Precision
 from cones.segmentation.cli import SEGMENTATION_STAGE
 from cones.sequences import Sequence, parse_sequence
 
@@ -91,6 +92,7 @@ class CoNeSSynthesisParameterNode:
     flairVolume - the FLAIR source volume (used when the model needs FLAIR).
     outputVolume - the volume to replace with the result; None adds "<case> <target> (synthesized)".
     device - where the network runs: automatic (CUDA if available), CPU or CUDA.
+    precision - the network's number format: auto (bf16 where the hardware has bf16 units), fp32 or bf16.
     allowResampling - resample sources on other grids onto the first source instead of refusing them.
     prepareRawScans - co-register the sources to the first one and extract the brain before synthesis
         (raw clinical scans); turned on when the chosen volumes are on different grids or not skull-stripped.
@@ -111,6 +113,7 @@ class CoNeSSynthesisParameterNode:
     flairVolume: vtkMRMLScalarVolumeNode
     outputVolume: vtkMRMLScalarVolumeNode
     device: Device = Device.AUTO
+    precision: Precision = Precision.AUTO
     allowResampling: bool = False
     prepareRawScans: bool = False
     addPreparedInputs: bool = False
@@ -304,6 +307,7 @@ class CoNeSSynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 sourceVolumes(parameters),
                 outputNode=parameters.outputVolume,
                 device=parameters.device,
+                precision=parameters.precision,
                 allowResampling=parameters.allowResampling,
                 segmentationModelPath=segmentationModel,
                 prepare=parameters.prepareRawScans,
@@ -495,6 +499,7 @@ class CoNeSSynthesisLogic(ScriptedLoadableModuleLogic):
         wait=True,
         onProgress=None,
         onDone=None,
+        precision=Precision.AUTO,
     ):
         """Synthesize the model's target sequence from scalar volumes of the scene.
 
@@ -521,6 +526,7 @@ class CoNeSSynthesisLogic(ScriptedLoadableModuleLogic):
                 and, once done, ``outputNode`` and ``segmentationNode``.
             onProgress: called with each :class:`~CoNeSCommon.jobs.Progress` (done, total slices).
             onDone: called with the job when it has ended (the output, if any, is in the scene then).
+            precision: ``"auto"`` (bf16 where the CPU or GPU has bf16 units), ``"fp32"`` or ``"bf16"``.
 
         Raises:
             ValueError: refused input (the message names the volumes), the model file is refused, or the
@@ -538,6 +544,7 @@ class CoNeSSynthesisLogic(ScriptedLoadableModuleLogic):
             prepare=prepare,
             addPreparedInputs=addPreparedInputs,
             strictInputChecks=strictInputChecks,
+            precision=precision,
         )
         job = SynthesisJob(
             slicer.mrmlScene, request, newWorkDirectory(), pythonInterpreter(), onProgress=onProgress, onDone=onDone

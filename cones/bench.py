@@ -4,9 +4,9 @@ Timings are measured, never asserted in tests: they depend on the machine. ``con
 one row per preset and architecture: parameters, GFLOP per slice (counted by torch's FLOP counter), seconds per
 slice, seconds per whole volume through :func:`~cones.inference.synthesize_volume` (background
 slices skipped, as in real use), and peak memory: on CUDA the GPU memory allocated for that row; on
-the CPU the process's peak resident memory, which only ever grows within a process, so a row
-measured after a bigger model reports that model's peak: run one preset and architecture per process
-for per-row CPU memory figures.
+the CPU the process's peak resident memory, reset before each row on Linux (elsewhere it only grows
+within a process: run one row per process there). ``--compare`` times every compute path of
+:mod:`cones.precision` side by side in one process, so their ratios share the machine's load.
 """
 
 from __future__ import annotations
@@ -15,15 +15,20 @@ import resource
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from cones.checkpoint import LoadedModel
 from cones.config import NormalizationConfig
 from cones.device import resolve_device
 from cones.inference import SynthesisOptions, synthesize_volume
+from cones.metrics import psnr, rescale_pair
 from cones.model import Architecture, Preset, build_generator
+from cones.precision import CANDIDATE_PATHS, ComputePath, Precision, choose_path
 from cones.sequences import Sequence
 
 __all__ = ["BenchmarkResult", "benchmark_preset", "format_table", "phantom_volume"]
@@ -38,13 +43,14 @@ class BenchmarkResult:
     preset: str
     arch: str
     device: str
-    dtype: str
+    path: str
     parameters: int
     gflop_per_slice: float
     seconds_per_slice: float
     seconds_per_volume: float | None
     volume_shape: tuple[int, int, int]
     peak_memory_mb: float
+    psnr_against_fp32: float | None = None
 
 
 def phantom_volume(shape: tuple[int, int, int], seed: int = 0) -> np.ndarray:
@@ -59,10 +65,29 @@ def phantom_volume(shape: tuple[int, int, int], seed: int = 0) -> np.ndarray:
     return np.transpose(np.where(inside, values, 0.0), (2, 1, 0))  # (z, y, x) like SimpleITK arrays
 
 
+_PROC_STATUS = Path("/proc/self/status")
+_PROC_CLEAR_REFS = Path("/proc/self/clear_refs")
+
+
+def _reset_peak_memory(device: torch.device) -> None:
+    """Start a new peak: on CUDA the allocator's; on Linux the process's resident peak (VmHWM).
+
+    Writing 5 to ``/proc/self/clear_refs`` resets VmHWM (Linux >= 4.0), so rows measured side by
+    side in one process each get their own peak. Elsewhere the CPU peak cannot be reset.
+    """
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    elif _PROC_CLEAR_REFS.exists():
+        _PROC_CLEAR_REFS.write_text("5")
+
+
 def _peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 1024**2
-    scale = 1024**2 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
+    if _PROC_STATUS.exists():
+        peak = next(line for line in _PROC_STATUS.read_text().splitlines() if line.startswith("VmHWM:"))
+        return int(peak.split()[1]) / 1024  # kB
+    scale = 1024**2 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB elsewhere
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
 
 
@@ -72,58 +97,101 @@ def benchmark_preset(
     volume_shape: tuple[int, int, int] | None = (240, 240, 155),
     slice_shape: tuple[int, int] = (240, 240),
     repeats: int = 3,
-    bfloat16: bool = False,
+    precision: Precision | str = Precision.AUTO,
     batch_size: int | None = None,
     arch: Architecture | str = Architecture.CONES,
-) -> BenchmarkResult:
-    """Time one preset with 3 sources and 1 target on random weights (speed does not depend on them).
+    compare: bool = False,
+    model: LoadedModel | None = None,
+) -> list[BenchmarkResult]:
+    """Time one generator with 3 sources and 1 target: the path ``precision`` chooses, or every path.
+
+    Random weights time the same as trained ones, but their output is nearly constant, so the PSNR
+    against fp32 (the first row of ``compare``) is only reported for a trained ``model``.
 
     Args:
-        preset: the model size.
+        preset: the model size (ignored with ``model``).
         device: ``cpu``, ``cuda`` or ``auto``.
         volume_shape: (x, y, z) of the whole-volume run; ``None`` skips it.
         slice_shape: (rows, columns) of the per-slice timing.
         repeats: timed forward passes after one warm-up.
-        bfloat16: autocast to bfloat16 (CUDA).
+        precision: ``auto``, ``fp32`` or ``bf16``; the row is the path synthesis chooses for it.
         batch_size: slices per forward pass in the whole-volume run (``None``: synthesis's default).
-        arch: the generator architecture (CoNeS or a baseline).
+        arch: the generator architecture (CoNeS or a baseline; ignored with ``model``).
+        compare: one row per path of :data:`~cones.precision.CANDIDATE_PATHS` instead, fp32 first.
+        model: a trained model to time (its card gives the sources and targets) instead of random weights.
     """
     torch_device = resolve_device(device)
-    if torch_device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(torch_device)  # each row its own peak; the CPU's cannot be reset
-    generator = build_generator(preset, len(_SOURCES), 1, arch).to(torch_device).eval()
-    batch = torch.randn(1, len(_SOURCES), *slice_shape, device=torch_device)
-    autocast = torch.autocast(torch_device.type, dtype=torch.bfloat16, enabled=bfloat16)
-    with torch.inference_mode(), autocast:
-        with FlopCounterMode(display=False) as counter:
-            generator(batch)
-        times = []
-        for _ in range(repeats):
-            _synchronize(torch_device)
-            start = time.perf_counter()
-            generator(batch)
-            _synchronize(torch_device)
-            times.append(time.perf_counter() - start)
-    seconds_per_volume = None
+    if model is None:
+        generator = build_generator(preset, len(_SOURCES), 1, arch)
+        sources, targets, normalization = _SOURCES, (Sequence.T1CE,), NormalizationConfig()
+    else:
+        generator, preset, arch = model.generator, model.card.preset or "-", model.card.architecture
+        sources, targets, normalization = model.card.sources, model.card.targets, model.card.normalization
+    generator.to(torch_device).eval()
+    paths = CANDIDATE_PATHS if compare else (choose_path(precision, torch_device),)
+    volumes = None
     if volume_shape is not None:
-        sources = {seq: phantom_volume(volume_shape, seed) for seed, seq in enumerate(_SOURCES)}
-        options = SynthesisOptions(device=str(torch_device), batch_size=batch_size, bfloat16=bfloat16)
-        start = time.perf_counter()
-        synthesize_volume(generator, sources, _SOURCES, (Sequence.T1CE,), NormalizationConfig(), options)
-        _synchronize(torch_device)
-        seconds_per_volume = time.perf_counter() - start
-    return BenchmarkResult(
-        preset=str(preset),
-        arch=str(arch),
-        device=str(torch_device),
-        dtype="bfloat16" if bfloat16 else "float32",
-        parameters=sum(p.numel() for p in generator.parameters()),
-        gflop_per_slice=counter.get_total_flops() / 1e9,
-        seconds_per_slice=float(np.median(times)),
-        seconds_per_volume=seconds_per_volume,
-        volume_shape=volume_shape or (0, 0, 0),
-        peak_memory_mb=_peak_memory_mb(torch_device),
-    )
+        volumes = {seq: phantom_volume(volume_shape, seed) for seed, seq in enumerate(sources)}
+    batch = torch.randn(1, len(sources), *slice_shape, device=torch_device)
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        generator(batch)
+    results, reference = [], None
+    for path in paths:
+        _reset_peak_memory(torch_device)
+        seconds_per_slice, output = _time_slices(generator, batch, path, torch_device, repeats)
+        seconds_per_volume = None
+        if volumes is not None:
+            options = SynthesisOptions(
+                str(torch_device), batch_size, precision=path.precision, channels_last=path.channels_last
+            )
+            start = time.perf_counter()
+            output = synthesize_volume(generator, volumes, sources, targets, normalization, options)[targets[0]]
+            _synchronize(torch_device)
+            seconds_per_volume = time.perf_counter() - start
+        reference = output if reference is None else reference
+        results.append(
+            BenchmarkResult(
+                preset=str(preset),
+                arch=str(arch),
+                device=str(torch_device),
+                path=path.name,
+                parameters=sum(p.numel() for p in generator.parameters()),
+                gflop_per_slice=counter.get_total_flops() / 1e9,
+                seconds_per_slice=seconds_per_slice,
+                seconds_per_volume=seconds_per_volume,
+                volume_shape=volume_shape or (0, 0, 0),
+                peak_memory_mb=_peak_memory_mb(torch_device),
+                psnr_against_fp32=_psnr(output, reference) if path != paths[0] and model is not None else None,
+            )
+        )
+    return results
+
+
+def _time_slices(
+    generator: nn.Module, batch: torch.Tensor, path: ComputePath, device: torch.device, repeats: int
+) -> tuple[float, np.ndarray]:
+    """Median seconds of one forward pass on ``path`` after a warm-up, and the output image."""
+    generator.to(memory_format=path.memory_format)
+    batch = batch.contiguous(memory_format=path.memory_format)
+    times = []
+    try:
+        with torch.inference_mode(), path.autocast(device):
+            output = generator(batch).image
+            for _ in range(repeats):
+                _synchronize(device)
+                start = time.perf_counter()
+                generator(batch)
+                _synchronize(device)
+                times.append(time.perf_counter() - start)
+    finally:
+        generator.to(memory_format=torch.contiguous_format)
+    return float(np.median(times)), output.float().cpu().numpy()
+
+
+def _psnr(output: np.ndarray, reference: np.ndarray) -> float:
+    """PSNR of ``output`` against the fp32 ``reference`` over the reference's non-background, in its value range."""
+    mask = reference != reference.min()
+    return psnr(*rescale_pair(output, reference), mask=mask)
 
 
 def _synchronize(device: torch.device) -> None:
@@ -134,15 +202,16 @@ def _synchronize(device: torch.device) -> None:
 def format_table(results: list[BenchmarkResult]) -> str:
     """Markdown table of benchmark rows."""
     lines = [
-        "| arch | preset | device | dtype | parameters | GFLOP/slice | s/slice | volume | s/volume "
-        "| peak memory (MB) |",
-        "|---|---|---|---|---:|---:|---:|---|---:|---:|",
+        "| arch | preset | device | path | parameters | GFLOP/slice | s/slice | volume | s/volume "
+        "| peak memory (MB) | PSNR vs fp32 (dB) |",
+        "|---|---|---|---|---:|---:|---:|---|---:|---:|---:|",
     ]
     for r in results:
         volume = "x".join(map(str, r.volume_shape)) if r.seconds_per_volume is not None else "-"
         per_volume = f"{r.seconds_per_volume:.1f}" if r.seconds_per_volume is not None else "-"
+        accuracy = f"{r.psnr_against_fp32:.1f}" if r.psnr_against_fp32 is not None else "-"
         lines.append(
-            f"| {r.arch} | {r.preset} | {r.device} | {r.dtype} | {r.parameters:,} | {r.gflop_per_slice:.1f} | "
-            f"{r.seconds_per_slice:.3f} | {volume} | {per_volume} | {r.peak_memory_mb:.0f} |"
+            f"| {r.arch} | {r.preset} | {r.device} | {r.path} | {r.parameters:,} | {r.gflop_per_slice:.1f} | "
+            f"{r.seconds_per_slice:.3f} | {volume} | {per_volume} | {r.peak_memory_mb:.0f} | {accuracy} |"
         )
     return "\n".join(lines)

@@ -23,7 +23,8 @@ from cones.preprocessing import cli as preprocessing_cli
 from cones.segmentation import cli as segmentation_cli
 
 if TYPE_CHECKING:
-    from cones.checkpoint import ModelCard
+    from cones.bench import BenchmarkResult
+    from cones.checkpoint import LoadedModel, ModelCard
     from cones.marking import Provenance
     from cones.sequences import Sequence
 
@@ -170,6 +171,17 @@ def synthesis_provenance(
     )
 
 
+def _add_precision_option(parser: argparse.ArgumentParser) -> None:
+    from cones.precision import Precision
+
+    parser.add_argument(
+        "--precision",
+        default=Precision.AUTO.value,
+        choices=[precision.value for precision in Precision],
+        help="number format of the network: auto (bf16 where the CPU or GPU has bf16 units, else fp32), fp32 or bf16",
+    )
+
+
 def _synthesize(args: argparse.Namespace) -> None:
     from cones.checkpoint import load_model
     from cones.data import IMAGE_SUFFIXES, read_image
@@ -189,7 +201,7 @@ def _synthesize(args: argparse.Namespace) -> None:
     segmentation = segmentation_cli.prepare_segmentation(args, model.card, images)  # refusals before synthesis
     preparation = Preparation.PENDING if args.prepare else Preparation.AS_GIVEN
     checks = domain_cli.run_checks(model.card, model_sources(model.card.sources, images), preparation, args.strict)
-    options = SynthesisOptions(device=args.device, batch_size=args.batch_size)
+    options = SynthesisOptions(device=args.device, batch_size=args.batch_size, precision=args.precision)
 
     def report(done: int, total: int) -> None:
         print(f"CONES_PROGRESS {done} {total} synthesize", flush=True)
@@ -246,21 +258,26 @@ def _export(args: argparse.Namespace) -> None:
 
 def _bench(args: argparse.Namespace) -> None:
     from cones.bench import benchmark_preset, format_table
+    from cones.checkpoint import load_model
 
-    volume = None if args.no_volume else args.size
-    results = [
-        benchmark_preset(
+    def bench(preset: str, arch: str, model: LoadedModel | None = None) -> list[BenchmarkResult]:
+        volume = None if args.no_volume else args.size
+        return benchmark_preset(
             preset,
             args.device,
             volume_shape=volume,
             batch_size=args.batch_size,
             repeats=args.repeats,
-            bfloat16=args.bf16,
+            precision=args.precision,
             arch=arch,
+            compare=args.compare,
+            model=model,
         )
-        for preset in args.preset
-        for arch in args.arch
-    ]
+
+    if args.model is not None:
+        results = bench(args.preset[0], args.arch[0], load_model(args.model))
+    else:
+        results = [result for preset in args.preset for arch in args.arch for result in bench(preset, arch)]
     print(format_table(results))
 
 
@@ -276,6 +293,7 @@ def _evaluate(args: argparse.Namespace) -> None:
         device=args.device,
         batch_size=args.batch_size,
         overwrite=args.overwrite,
+        precision=args.precision,
     )
     print((result.output_dir / "table.md").read_text(), end="")
     print(f"evaluation written to {result.output_dir}: {', '.join(path.name for path in result.files.values())}")
@@ -404,6 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
     synthesize.add_argument(
         "--device", default="auto", help="auto (CUDA, then Apple MPS, then CPU), cpu, cuda[:N] or mps"
     )
+    _add_precision_option(synthesize)
     preprocessing_cli.add_synthesize_options(synthesize)
     domain_cli.add_synthesize_options(synthesize)
     segmentation_cli.add_synthesize_options(synthesize)
@@ -430,13 +449,19 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--preset", nargs="+", default=["lite", "paper"], choices=["lite", "paper"])
     bench.add_argument("--arch", nargs="+", default=["cones"], choices=_ARCHITECTURES)
     bench.add_argument("--device", default="cpu")
+    bench.add_argument("--model", help="time this trained model (replaces --preset and --arch; gives PSNR vs fp32)")
     bench.add_argument("--size", type=_size, default=(240, 240, 155), help="volume size, e.g. 240x240x155")
     bench.add_argument("--no-volume", action="store_true", help="time single slices only")
     bench.add_argument("--repeats", type=int, default=3)
     bench.add_argument(
         "--batch-size", type=int, help="slices per forward pass in the volume run (default: 1 on CPU, 4 on CUDA)"
     )
-    bench.add_argument("--bf16", action="store_true", help="autocast to bfloat16 (CUDA)")
+    _add_precision_option(bench)
+    bench.add_argument(
+        "--compare",
+        action="store_true",
+        help="time every compute path (fp32, bf16, each also channels_last) side by side, with PSNR against fp32",
+    )
     bench.set_defaults(handler=_bench)
 
     evaluation = commands.add_parser("evaluate", help="score models and trivial baselines on held-out cases")
@@ -454,6 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument(
         "--device", default="auto", help="auto (CUDA, then Apple MPS, then CPU), cpu, cuda[:N] or mps"
     )
+    _add_precision_option(evaluation)
     evaluation.add_argument("--overwrite", action="store_true", help="replace an earlier evaluation in --output")
     evaluation.set_defaults(handler=_evaluate)
 

@@ -33,6 +33,7 @@ from CoNeSCommon.jobs import (
 from CoNeSCommon.location import bundledModelPath
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLScene
 
+from cones.precision import Precision, parse_precision
 from cones.sequences import Sequence
 from CoNeSSynthesisLib import inputchecks, provenance, segmentation, volumes
 
@@ -95,6 +96,7 @@ class SynthesisRequest:
         target: the sequence the model synthesizes.
         outputNode: the volume the user chose to replace, or ``None`` for a new volume.
         device: where the network runs.
+        precision: the network's number format (``cones synthesize --precision``).
         allowResampling: resample sources on other grids onto the reference instead of refusing them.
         segmentation: the segmentation model to run after synthesis, or ``None``.
         prepare: raw scans: co-register the sources to the reference and extract the brain first
@@ -114,6 +116,7 @@ class SynthesisRequest:
     prepare: bool = False
     addPreparedInputs: bool = False
     strictInputChecks: bool = False
+    precision: Precision = Precision.AUTO
 
     @property
     def referenceNode(self) -> vtkMRMLScalarVolumeNode:
@@ -131,6 +134,7 @@ def prepareSynthesis(
     prepare: bool = False,
     addPreparedInputs: bool = False,
     strictInputChecks: bool = False,
+    precision: Precision | str = Precision.AUTO,
 ) -> SynthesisRequest:
     """Check a request against the model's card and the scene, before any process starts.
 
@@ -146,6 +150,7 @@ def prepareSynthesis(
         prepare: raw scans on grids of their own: co-register and extract the brain before synthesis.
         addPreparedInputs: with ``prepare``, also add the brain mask and the registered sources.
         strictInputChecks: let a warning of the input checks refuse the sources, as an error does.
+        precision: ``"auto"``, ``"fp32"`` or ``"bf16"``.
 
     Raises:
         ValueError: the model file is refused or synthesizes several sequences, a source is missing
@@ -173,7 +178,7 @@ def prepareSynthesis(
         check_segmentation_inputs(info, given=sources, synthesized=card.targets)
     return SynthesisRequest(
         Path(modelPath), sources, card.targets[0], outputNode, Device(device), allowResampling, info, prepare,
-        addPreparedInputs, strictInputChecks,
+        addPreparedInputs, strictInputChecks, parse_precision(precision),
     )  # fmt: skip
 
 
@@ -195,6 +200,7 @@ def _command(
         "--input", *(f"{sequence.value}={path}" for sequence, path in inputs.items()),
         "--output", str(output),
         "--device", request.device.value,
+        "--precision", request.precision.value,
     ]  # fmt: skip
     if request.allowResampling:
         arguments.append("--resample")

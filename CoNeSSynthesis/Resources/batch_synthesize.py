@@ -41,6 +41,7 @@ from cones.cli import check_synthesis_outputs, synthesis_provenance  # noqa: E40
 from cones.data.io import read_image  # noqa: E402
 from cones.marking import OutputFormat, write_segmentation_sidecar, write_synthesized  # noqa: E402
 from cones.outputs import write_atomically  # noqa: E402
+from cones.precision import Precision  # noqa: E402
 from cones.segmentation.chain import synthesized_sequences_used  # noqa: E402
 from cones.segmentation.cli import SEGMENTATION_STAGE  # noqa: E402
 from cones.sequences import parse_input_series, parse_sequence_inputs  # noqa: E402
@@ -80,6 +81,12 @@ def parseArguments(argv: list[str] | None) -> argparse.Namespace:
         "--strict", action="store_true", help="refuse inputs on a warning of the input checks too (as cones synthesize)"
     )
     parser.add_argument("--device", default=Device.AUTO.value, choices=[device.value for device in Device])
+    parser.add_argument(
+        "--precision",
+        default=Precision.AUTO.value,
+        choices=[precision.value for precision in Precision],
+        help="number format: auto (bf16 where the CPU or GPU has bf16 units), fp32 or bf16",
+    )
     parser.add_argument("--segment", metavar="SEGMODEL", help="then segment the tumour with this segmentation model")
     parser.add_argument(
         "--segmentation-output", metavar="PATH", help=f"the segmentation to write ({SEGMENTATION_SUFFIX})"
@@ -179,6 +186,7 @@ def synthesize(arguments: argparse.Namespace) -> Path:
         arguments.model,
         volumes,
         device=arguments.device,
+        precision=arguments.precision,
         allowResampling=arguments.resample,
         segmentationModelPath=arguments.segment,
         prepare=arguments.prepare,

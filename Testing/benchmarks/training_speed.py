@@ -3,11 +3,12 @@
 Times the exact step ``cones train`` runs (:class:`cones.training.step.AdversarialStep`: one
 discriminator and one generator update with the paper's losses) on random crops, so the figure
 isolates the network cost from data loading, which the slice cache makes negligible. Timings are
-reported, never asserted: they depend on the machine.
+reported, never asserted: they depend on the machine. ``--precision fp32 bf16`` times both number
+formats side by side in one run (``cones train`` autocasts to bf16 on CUDA only).
 
 Usage::
 
-    python Testing/benchmarks/training_speed.py --preset lite paper --device cpu --steps 5
+    python Testing/benchmarks/training_speed.py --preset lite paper --device cpu --steps 5 --precision fp32 bf16
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import torch
 
 from cones.device import resolve_device
 from cones.model import build_discriminator, build_generator
+from cones.precision import Precision
 from cones.training.config import TrainConfig
 from cones.training.step import AdversarialStep
 
@@ -28,14 +30,14 @@ SOURCES, TARGETS = 3, 1
 
 
 def seconds_per_iteration(
-    preset: str, device: str, batch_size: int, crop_size: tuple[int, int], steps: int, bfloat16: bool
+    preset: str, device: str, batch_size: int, crop_size: tuple[int, int], steps: int, precision: Precision
 ) -> float:
     """Mean wall time of ``steps`` training iterations after one warm-up iteration."""
     torch_device = resolve_device(device)
     config = TrainConfig(preset=preset, batch_size=batch_size, crop_size=crop_size)
     generator = build_generator(preset, SOURCES, TARGETS).to(torch_device)
     discriminator = build_discriminator(preset, SOURCES, TARGETS).to(torch_device)
-    step = AdversarialStep(config, generator, discriminator, autocast=bfloat16)
+    step = AdversarialStep(config, generator, discriminator, autocast=precision is Precision.BF16)
     sources = torch.rand(batch_size, SOURCES, *crop_size, device=torch_device) * 2 - 1
     target = torch.rand(batch_size, TARGETS, *crop_size, device=torch_device) * 2 - 1
     offsets = torch.zeros(batch_size, 2, dtype=torch.long, device=torch_device)
@@ -68,18 +70,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=8, help="crops per iteration (paper: 8)")
     parser.add_argument("--crop-size", type=int, nargs=2, default=(160, 128), metavar=("ROWS", "COLS"))
     parser.add_argument("--steps", type=int, default=5, help="timed iterations after one warm-up")
-    parser.add_argument("--bf16", action="store_true", help="autocast to bfloat16 (CUDA), as cones train does")
+    parser.add_argument(
+        "--precision", nargs="+", type=Precision, default=[Precision.FP32], choices=[Precision.FP32, Precision.BF16]
+    )
     args = parser.parse_args(argv)
     threads = torch.get_num_threads()
     print(f"torch {torch.__version__}, {threads} threads, batch {args.batch_size}, crops {tuple(args.crop_size)}")
-    print("| preset | device | s/iteration | iterations/s | peak memory (MB) |")
-    print("|---|---|---:|---:|---:|")
+    print("| preset | device | precision | s/iteration | iterations/s | peak memory (MB) |")
+    print("|---|---|---|---:|---:|---:|")
     for preset in args.preset:
-        seconds = seconds_per_iteration(
-            preset, args.device, args.batch_size, tuple(args.crop_size), args.steps, args.bf16
-        )
-        memory = _peak_memory_mb(args.device)
-        print(f"| {preset} | {resolve_device(args.device)} | {seconds:.2f} | {1 / seconds:.3f} | {memory:.0f} |")
+        for precision in args.precision:
+            seconds = seconds_per_iteration(
+                preset, args.device, args.batch_size, tuple(args.crop_size), args.steps, precision
+            )
+            memory = _peak_memory_mb(args.device)
+            device = resolve_device(args.device)
+            print(f"| {preset} | {device} | {precision} | {seconds:.2f} | {1 / seconds:.3f} | {memory:.0f} |")
     return 0
 
 

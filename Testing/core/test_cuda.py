@@ -16,6 +16,7 @@ from synthetic_cases import case_images, write_dataset
 from cones.checkpoint import load_model, load_training_state
 from cones.demo import BUNDLED_MODEL
 from cones.inference import SynthesisOptions, synthesize_volume
+from cones.precision import Precision
 from cones.sequences import Sequence
 from cones.training.config import TrainConfig
 from cones.training.run import train
@@ -28,7 +29,7 @@ SOURCES = (Sequence.T1, Sequence.T2, Sequence.FLAIR)
 
 
 def test_cuda_synthesis_matches_the_cpu() -> None:
-    """fp32 on CUDA reproduces the CPU volume; bf16 (the default on CUDA) stays within 1 % of the scale.
+    """fp32 on CUDA reproduces the CPU volume; bf16 (``auto`` on CUDA) stays within 1 % of the scale.
 
     The bundled model is used for the bf16 check: a trained network's activations are what bf16's
     8-bit mantissa has to carry, whereas a random one amplifies rounding without meaning anything.
@@ -38,15 +39,15 @@ def test_cuda_synthesis_matches_the_cpu() -> None:
     sources = {sequence: sitk.GetArrayFromImage(images[sequence.value]) for sequence in SOURCES}
     foreground = sources[Sequence.T1] > 0
 
-    def run(device: str, bfloat16: bool) -> np.ndarray:
-        options = SynthesisOptions(device=device, bfloat16=bfloat16)
+    def run(device: str, precision: Precision) -> np.ndarray:
+        options = SynthesisOptions(device=device, precision=precision)
         card = model.card
         volumes = synthesize_volume(model.generator, sources, card.sources, card.targets, card.normalization, options)
         return volumes[Sequence.T1CE]
 
-    on_cpu = run("cpu", False)
-    np.testing.assert_allclose(run("cuda", False), on_cpu, atol=0.5)  # output scale 0..1000
-    bfloat16_error = np.abs(run("cuda", True) - on_cpu)[foreground]
+    on_cpu = run("cpu", Precision.FP32)
+    np.testing.assert_allclose(run("cuda", Precision.FP32), on_cpu, atol=0.5)  # output scale 0..1000
+    bfloat16_error = np.abs(run("cuda", Precision.BF16) - on_cpu)[foreground]
     assert bfloat16_error.mean() < 10.0, f"bf16 mean error {bfloat16_error.mean():.2f} of 1000"
     assert next(model.generator.parameters()).device.type == "cpu", "the generator goes back where it was"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -170,6 +171,22 @@ def test_input_the_command_refuses_ends_the_job_with_its_message(scene, case, ti
     assert scene.GetNumberOfNodes() == nodes
     with pytest.raises(ValueError, match="T2"):
         job.raiseForStatus()
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_the_chosen_precision_reaches_the_process(
+    scene, case, tinyModel: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, precision: str
+) -> None:
+    caplog.set_level(logging.INFO)
+    request = prepareSynthesis(tinyModel, sourceVolumes(case), device="cpu", precision=precision)
+    job = SynthesisJob(scene, request, workFolder(tmp_path), sys.executable)
+    assert job.run() is not None
+    assert f"on cpu ({precision}+channels_last)" in caplog.text
+
+
+def test_an_unknown_precision_is_refused(case, tinyModel: Path) -> None:
+    with pytest.raises(ValueError, match="unknown precision 'fp16'; use auto, fp32, bf16"):
+        prepareSynthesis(tinyModel, sourceVolumes(case), precision="fp16")
 
 
 def test_the_output_may_not_be_a_source(case, tinyModel: Path) -> None:

@@ -45,6 +45,7 @@ from cones.evaluation.methods import (
 from cones.evaluation.report import EXAMPLE_LIMIT, Example, write_report
 from cones.inference import SynthesisOptions
 from cones.metrics import SpectrumAccumulator, evaluation_regions, region_scores
+from cones.precision import Precision
 from cones.sequences import Sequence
 
 __all__ = ["EvaluationResult", "evaluate", "load_case_volumes"]
@@ -201,6 +202,7 @@ def evaluate(
     device: str = "auto",
     batch_size: int | None = None,
     overwrite: bool = False,
+    precision: Precision | str = Precision.AUTO,
 ) -> EvaluationResult:
     """Score models and the trivial baselines on the cases of ``data_dir``; write the report.
 
@@ -216,6 +218,7 @@ def evaluate(
         device: ``auto``, ``cpu`` or ``cuda``.
         batch_size: slices per forward pass (``None``: 1 on the CPU, 4 on CUDA).
         overwrite: replace the files of an earlier evaluation in ``output_dir``.
+        precision: ``auto``, ``fp32`` or ``bf16`` (see :mod:`cones.precision`).
 
     Raises:
         ValueError: no model, models that cannot be compared, unknown case ids, missing sequences.
@@ -232,7 +235,7 @@ def evaluate(
     cases = _select_cases(Path(data_dir), case_ids, (*sources, target))
     methods: list[Method] = [
         *(
-            ModelMethod(name, model, SynthesisOptions(device=device, batch_size=batch_size))
+            ModelMethod(name, model, SynthesisOptions(device=device, batch_size=batch_size, precision=precision))
             for name, model in zip(_model_names(models), models, strict=True)
         ),
         CopySource(models[0].card.sources[0], normalization),

@@ -14,7 +14,7 @@ the target has in other cases).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
@@ -89,7 +89,7 @@ class ModelMethod:
     def __init__(self, name: str, model: LoadedModel, options: SynthesisOptions) -> None:
         card = model.card
         self.name, self.model = name, model
-        self.options = SynthesisOptions(options.device, options.batch_size, card.slice_axis, options.bfloat16)
+        self.options = replace(options, slice_axis=card.slice_axis)
         self.description = f"{card.architecture.value} ({card.preset or 'custom'}) model {model.path}"
 
     def predict(self, case: CaseVolumes) -> np.ndarray:

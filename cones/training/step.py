@@ -45,7 +45,8 @@ class AdversarialStep:
         config: learning rates, betas, loss weights, discriminator noise, schedule.
         generator: the generator, possibly wrapped in DDP.
         discriminator: the discriminator, possibly wrapped in DDP.
-        autocast: run forward passes in bfloat16 (CUDA only).
+        autocast: run forward passes in bfloat16 autocast (``cones train`` turns it on for CUDA only;
+            on the CPU the losses have not been shown to match fp32).
     """
 
     def __init__(self, config: TrainConfig, generator: nn.Module, discriminator: nn.Module, autocast: bool) -> None:
