@@ -23,7 +23,7 @@ from cones.data.normalization import denormalize_volume, foreground_mask, normal
 from cones.device import resolve_device
 from cones.domain.checks import Preparation, check_inputs
 from cones.model import CoNeSGenerator
-from cones.precision import Precision, choose_path, parse_precision
+from cones.precision import Precision, calibrated_path, choose_path, parse_precision
 from cones.sequences import Sequence, parse_sequence
 
 __all__ = [
@@ -63,8 +63,9 @@ class SynthesisOptions:
         precision: ``auto`` (bfloat16 where the device has bfloat16 units, else fp32), ``fp32`` or
             ``bf16``; see :func:`cones.precision.choose_path` (measured on an H200 with the paper
             preset: 0.024 vs 0.029 s per slice, 1.5 vs 2.0 GB; on a 2-core AVX512-BF16 CPU 2.3x faster).
-        channels_last: run in the channels_last memory layout; ``None`` where it was measured
-            faster (the CPU).
+        channels_last: run in the channels_last memory layout; ``None``: on the CPU whichever layout
+            is faster for the network, timed once per process (:func:`cones.precision.calibrated_path`),
+            NCHW elsewhere.
     """
 
     device: str = "auto"
@@ -149,6 +150,9 @@ def synthesize_volume(
     was_training = generator.training
     original_device = next(generator.parameters()).device
     generator.eval().to(device, memory_format=path.memory_format)
+    if options.channels_last is None and len(indices):
+        first = torch.from_numpy(np.ascontiguousarray(stacked[indices[:batch_size]])).to(device)
+        path = calibrated_path(generator, first, path, device)
     logger.info("synthesizing %d of %d slices on %s (%s)", len(indices), stacked.shape[0], device, path.name)
     try:
         with torch.inference_mode(), path.autocast(device):

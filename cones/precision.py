@@ -3,10 +3,13 @@
 bfloat16 halves the bytes every convolution moves and, on hardware with bfloat16 units, doubles
 the multiply throughput; where those units are missing it is emulated and slower. CPUs differ in
 this (AVX512-BF16 and AMX on recent x86, the BF16 extension on recent ARM), so ``auto`` detects
-the units instead of assuming. Measured on a 2-core AMD EPYC with AVX512-BF16 (torch 2.13, one
-240x240 slice): the paper preset 6.0 s in fp32, 2.9 s fp32 channels_last, 1.6 s bf16, 1.25 s bf16
-channels_last; the lite preset 0.136, 0.094, 0.088 and 0.052 s. channels_last (NHWC) is the
-layout oneDNN's CPU convolutions run natively, so it is used on the CPU in both formats.
+the units instead of assuming.
+
+The memory layout is measured, not assumed: on a quiet 2-core AMD EPYC with AVX512-BF16 (torch
+2.13, whole volumes) channels_last made the lite preset faster (bf16 6.1 s against 8.5 s NCHW) and
+the paper preset slower (bf16 24.6 s against 19.2 s for 20 slices). So on the CPU the first
+synthesis of a network times one slice in both layouts (:func:`calibrated_path`) and the process
+keeps the faster for that network and number format.
 
 Whether reduced precision is accurate enough is checked by the accuracy guard
 (``Testing/core/test_precision.py``): PSNR >= 40 dB against the fp32 output, or ``auto`` must not
@@ -18,19 +21,25 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import platform
+import time
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import torch
+    from torch import nn
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "CANDIDATE_PATHS",
     "REFERENCE_PATH",
     "ComputePath",
     "Precision",
+    "calibrated_path",
     "choose_path",
     "cpu_has_native_bfloat16",
     "parse_precision",
@@ -126,9 +135,8 @@ def choose_path(precision: Precision | str, device: torch.device, channels_last:
 
     ``auto`` is bfloat16 where the device has bfloat16 units (CUDA: compute capability 8.0 and
     later, not emulation; CPU: :func:`cpu_has_native_bfloat16`) and fp32 elsewhere. An explicit
-    ``bf16`` is honoured even where it is emulated. channels_last is used on the CPU only, where it
-    was measured faster in both formats; on CUDA it has not been measured. ``channels_last``
-    overrides that choice (the benchmark compares both).
+    ``bf16`` is honoured even where it is emulated. ``channels_last`` ``None`` means NCHW here;
+    on the CPU :func:`calibrated_path` then measures which layout is faster for the network.
 
     Raises:
         ValueError: ``precision`` is not a :class:`Precision`.
@@ -143,6 +151,41 @@ def choose_path(precision: Precision | str, device: torch.device, channels_last:
             bfloat16 = device.type == "cpu" and cpu_has_native_bfloat16()
     else:
         bfloat16 = precision is Precision.BF16
-    if channels_last is None:
-        channels_last = device.type == "cpu"
-    return ComputePath(bfloat16=bfloat16, channels_last=channels_last)
+    return ComputePath(bfloat16=bfloat16, channels_last=bool(channels_last))
+
+
+_CALIBRATED_LAYOUTS: dict[tuple[str, bool], bool] = {}
+"""Per network (its class and config) and number format: whether channels_last was the faster layout."""
+
+
+def calibrated_path(generator: nn.Module, sample: torch.Tensor, path: ComputePath, device: torch.device) -> ComputePath:
+    """``path`` in the faster memory layout for ``generator`` on the CPU, timed once per process.
+
+    The first call for a network and number format runs ``sample`` (one batch of the volume) twice in
+    each layout, times the second run (the first builds oneDNN's kernels) and remembers the faster;
+    later calls, whatever their number or size of slices, reuse that choice. The generator is left in
+    the chosen layout. On other devices ``path`` is returned as it is.
+    """
+    import torch
+
+    if device.type != "cpu":
+        return path
+    key = (f"{type(generator).__name__}:{getattr(generator, 'config', id(generator))!r}", path.bfloat16)
+    if key not in _CALIBRATED_LAYOUTS:
+        seconds = {}
+        for channels_last in (False, True):
+            candidate = ComputePath(path.bfloat16, channels_last)
+            generator.to(memory_format=candidate.memory_format)
+            batch = sample.contiguous(memory_format=candidate.memory_format)
+            with torch.inference_mode(), candidate.autocast(device):
+                generator(batch)
+                started = time.perf_counter()
+                generator(batch)
+                seconds[channels_last] = time.perf_counter() - started
+        _CALIBRATED_LAYOUTS[key] = seconds[True] < seconds[False]
+        logger.info(
+            "memory layout timed on one batch: NCHW %.3f s, channels_last %.3f s", seconds[False], seconds[True]
+        )
+    chosen = ComputePath(path.bfloat16, _CALIBRATED_LAYOUTS[key])
+    generator.to(memory_format=chosen.memory_format)
+    return chosen

@@ -51,9 +51,29 @@ def test_parse_precision_refuses_unknown_names() -> None:
 @pytest.mark.parametrize("native", [True, False])
 def test_auto_follows_the_cpu_bf16_units(monkeypatch: pytest.MonkeyPatch, native: bool) -> None:
     monkeypatch.setattr(cones.precision, "cpu_has_native_bfloat16", lambda: native)
-    assert choose_path("auto", CPU) == ComputePath(bfloat16=native, channels_last=True)
+    assert choose_path("auto", CPU) == ComputePath(bfloat16=native, channels_last=False)
     assert choose_path("fp32", CPU).bfloat16 is False and choose_path("bf16", CPU).bfloat16 is True
-    assert choose_path("bf16", CPU, channels_last=False) == ComputePath(bfloat16=True, channels_last=False)
+    assert choose_path("bf16", CPU, channels_last=True) == ComputePath(bfloat16=True, channels_last=True)
+
+
+def test_the_cpu_layout_is_timed_once_per_network_and_number_format(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first synthesis times both layouts (two runs each); later ones, of any size, reuse the choice."""
+    monkeypatch.setattr(cones.precision, "_CALIBRATED_LAYOUTS", {})
+    generator = build_generator("lite", 3, 1).eval()
+    calls = []
+    generator.register_forward_hook(lambda module, inputs, output: calls.append(inputs[0].is_contiguous()))
+    sample = torch.rand(1, 3, 32, 32)
+    chosen = cones.precision.calibrated_path(generator, sample, ComputePath(False, False), CPU)
+    assert calls == [True, True, False, False], "NCHW twice, then channels_last twice"
+    assert next(generator.parameters()).is_contiguous(memory_format=chosen.memory_format)
+    calls.clear()
+    again = cones.precision.calibrated_path(generator, torch.rand(1, 3, 64, 48), ComputePath(False, False), CPU)
+    assert again == chosen and calls == [], "no second timing for the same network and format"
+    cones.precision.calibrated_path(generator, sample, ComputePath(True, False), CPU)
+    assert len(calls) == 4, "bf16 is timed on its own"
+    assert cones.precision.calibrated_path(generator, sample, ComputePath(True, False), torch.device("meta")) == (
+        ComputePath(True, False)
+    ), "only the CPU is calibrated"
 
 
 @pytest.mark.skipif(
