@@ -28,7 +28,7 @@ from cones.device import resolve_device
 from cones.inference import SynthesisOptions, synthesize_volume
 from cones.metrics import psnr, rescale_pair
 from cones.model import Architecture, Preset, build_generator
-from cones.precision import CANDIDATE_PATHS, ComputePath, Precision, choose_path
+from cones.precision import CANDIDATE_PATHS, ComputePath, Precision, calibrated_path, choose_path
 from cones.sequences import Sequence
 
 __all__ = ["BenchmarkResult", "benchmark_preset", "format_table", "phantom_volume"]
@@ -117,7 +117,8 @@ def benchmark_preset(
         precision: ``auto``, ``fp32`` or ``bf16``; the row is the path synthesis chooses for it.
         batch_size: slices per forward pass in the whole-volume run (``None``: synthesis's default).
         arch: the generator architecture (CoNeS or a baseline; ignored with ``model``).
-        compare: one row per path of :data:`~cones.precision.CANDIDATE_PATHS` instead, fp32 first.
+        compare: one row per path of :data:`~cones.precision.CANDIDATE_PATHS` instead, fp32 first; the path
+            synthesis chooses for ``precision`` is marked "(chosen)".
         model: a trained model to time (its card gives the sources and targets) instead of random weights.
     """
     torch_device = resolve_device(device)
@@ -128,13 +129,15 @@ def benchmark_preset(
         generator, preset, arch = model.generator, model.card.preset or "-", model.card.architecture
         sources, targets, normalization = model.card.sources, model.card.targets, model.card.normalization
     generator.to(torch_device).eval()
-    paths = CANDIDATE_PATHS if compare else (choose_path(precision, torch_device),)
     volumes = None
     if volume_shape is not None:
         volumes = {seq: phantom_volume(volume_shape, seed) for seed, seq in enumerate(sources)}
     batch = torch.randn(1, len(sources), *slice_shape, device=torch_device)
     with torch.inference_mode(), FlopCounterMode(display=False) as counter:
         generator(batch)
+    # The chosen path's layout is the one synthesis times for itself once per process (the same cache).
+    chosen = calibrated_path(generator, batch, choose_path(precision, torch_device), torch_device)
+    paths = CANDIDATE_PATHS if compare else (chosen,)
     results, reference = [], None
     for path in paths:
         _reset_peak_memory(torch_device)
@@ -142,7 +145,10 @@ def benchmark_preset(
         seconds_per_volume = None
         if volumes is not None:
             options = SynthesisOptions(
-                str(torch_device), batch_size, precision=path.precision, channels_last=path.channels_last
+                str(torch_device),
+                batch_size,
+                precision=path.precision,
+                channels_last=path.channels_last if compare else None,
             )
             start = time.perf_counter()
             output = synthesize_volume(generator, volumes, sources, targets, normalization, options)[targets[0]]
@@ -154,7 +160,7 @@ def benchmark_preset(
                 preset=str(preset),
                 arch=str(arch),
                 device=str(torch_device),
-                path=path.name,
+                path=f"{path.name} (chosen)" if compare and path == chosen else path.name,
                 parameters=sum(p.numel() for p in generator.parameters()),
                 gflop_per_slice=counter.get_total_flops() / 1e9,
                 seconds_per_slice=seconds_per_slice,
