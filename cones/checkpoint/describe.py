@@ -12,6 +12,7 @@ from pathlib import Path
 from cones.checkpoint.card import ModelCard
 from cones.checkpoint.layout import TRAINING_STATE_KEY
 from cones.checkpoint.reading import load_checkpoint
+from cones.domain.record import SLICE_PLANES
 from cones.sequences import Sequence
 
 __all__ = ["describe_model"]
@@ -73,7 +74,7 @@ def _coordinate_rows(generator: object) -> list[tuple[str, str]]:
 def _domain_rows(card: ModelCard) -> list[tuple[str, str]]:
     """What the training inputs were like, which the input checks compare an input with."""
     domain = card.training_domain
-    plane = {0: "axial", 1: "coronal", 2: "sagittal"}[card.slice_axis]
+    plane = SLICE_PLANES[card.slice_axis]
     stored = f", stored as {', '.join(domain.orientations)}" if domain.orientations else ""
     rows = [
         (

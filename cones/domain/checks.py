@@ -24,7 +24,7 @@ import SimpleITK as sitk
 
 from cones.data.geometry import grid_difference, resample_to_reference, to_canonical
 from cones.domain.measure import BrainSamples, SourceMeasurement, in_plane_spacing, measure_sources
-from cones.domain.record import TrainingDomain
+from cones.domain.record import DOMAIN_PERCENTILES, SLICE_PLANES, TrainingDomain
 from cones.sequences import Sequence, parse_sequence
 
 if TYPE_CHECKING:
@@ -325,7 +325,7 @@ class _Checks:
     def _spacing(self, usable: dict[Sequence, sitk.Image]) -> None:
         self._ran("spacing")
         trained = self.domain.in_plane_spacing_mm
-        plane = _PLANES[self.card.slice_axis]
+        plane = SLICE_PLANES[self.card.slice_axis]
         for sequence, image in usable.items():
             spacing = in_plane_spacing(image, self.card.slice_axis)
             ratios = [value / expected for value, expected in zip(spacing, trained, strict=True)]
@@ -429,8 +429,6 @@ class _Checks:
         return float(PERCENTILE_WEIGHT * np.mean(percentile_gaps) + (np.mean(rank_gaps) if rank_gaps else 0.0))
 
     def _intensity_range(self, measured: Mapping[Sequence, SourceMeasurement]) -> None:
-        from cones.domain.record import DOMAIN_PERCENTILES
-
         for statistics in self.domain.statistics:
             values = measured[statistics.sequence].percentiles
             outside = [
@@ -449,9 +447,6 @@ class _Checks:
                     f"{statistics.sequence.display_name}: brain intensities unlike the training data (its "
                     f"{percentile:g}th percentile is at {value:.2f} of its range; training cases {low:.2f}-{high:.2f})",
                 )
-
-
-_PLANES = {0: "axial", 1: "coronal", 2: "sagittal"}
 
 
 def _mm(spacing: tuple[float, ...]) -> str:

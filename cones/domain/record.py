@@ -14,10 +14,13 @@ from dataclasses import dataclass, field
 from cones.config import JsonConfig
 from cones.sequences import Sequence, parse_sequence
 
-__all__ = ["DOMAIN_PERCENTILES", "TISSUE_CLASSES", "SourceStatistics", "TrainingDomain"]
+__all__ = ["DOMAIN_PERCENTILES", "SLICE_PLANES", "TISSUE_CLASSES", "SourceStatistics", "TrainingDomain"]
 
 DOMAIN_PERCENTILES = (5.0, 25.0, 50.0, 75.0, 95.0)
 """Percentiles of each source's brain intensities that the card records (after normalization to [0, 1])."""
+
+SLICE_PLANES = {0: "axial", 1: "coronal", 2: "sagittal"}
+"""The anatomical plane of the slices along each numpy axis of a canonically (LPS) oriented volume."""
 
 TISSUE_CLASSES = 3
 """The brain is split into thirds of the first source's intensity (for T1: CSF, grey matter, white matter)."""
