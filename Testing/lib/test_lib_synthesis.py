@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -181,7 +182,8 @@ def test_the_chosen_precision_reaches_the_process(
     request = prepareSynthesis(tinyModel, sourceVolumes(case), device="cpu", precision=precision)
     job = SynthesisJob(scene, request, workFolder(tmp_path), sys.executable)
     assert job.run() is not None
-    assert f"on cpu ({precision}+channels_last)" in caplog.text
+    # the number format is the one asked for; the layout is whichever this process timed faster
+    assert re.search(rf"on cpu \({precision}(\+channels_last)?\)", caplog.text), caplog.text
 
 
 def test_an_unknown_precision_is_refused(case, tinyModel: Path) -> None:
