@@ -13,18 +13,33 @@ node, the node must say so too, wherever Slicer takes it next:
   ``SeriesNumber``, ``Modality`` MR, and CoNeS with the model's sha256 as ``Manufacturer`` and
   ``Model``. That exporter writes no ``ImageType`` of its own choosing, so ``DERIVED`` cannot be set
   through it; ``cones synthesize --output-format dicom`` writes it.
+
+A tumour segmentation computed with a synthesized sequence carries the same attribute, and a tag on
+every segment, which Slicer's ``.seg.nrrd`` writer keeps (:func:`markSegmentationFromSynthetic`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from slicer import vtkMRMLScalarVolumeNode, vtkMRMLScene, vtkMRMLSubjectHierarchyConstants, vtkMRMLSubjectHierarchyNode
+from slicer import (
+    vtkMRMLScalarVolumeNode,
+    vtkMRMLScene,
+    vtkMRMLSegmentationNode,
+    vtkMRMLSubjectHierarchyConstants,
+    vtkMRMLSubjectHierarchyNode,
+)
 
 from cones.marking import SERIES_NUMBER_OFFSET, SHA_PREFIX_LENGTH, SYNTHETIC_KEY
 from cones.sequences import Sequence
 
-__all__ = ["MODEL_SHA256_ATTRIBUTE", "SOURCE_NODE_IDS_ATTRIBUTE", "SYNTHETIC_ATTRIBUTE", "markSynthesizedVolume"]
+__all__ = [
+    "MODEL_SHA256_ATTRIBUTE",
+    "SOURCE_NODE_IDS_ATTRIBUTE",
+    "SYNTHETIC_ATTRIBUTE",
+    "markSegmentationFromSynthetic",
+    "markSynthesizedVolume",
+]
 
 SYNTHETIC_ATTRIBUTE = SYNTHETIC_KEY
 """The node attribute holding the marking; the same key as in the NRRD header, so a NRRD storage node keeps it."""
@@ -73,6 +88,23 @@ def markSynthesizedVolume(
     for tag, value in tags.items():
         hierarchy.SetItemAttribute(item, _DICOM + tag, value)
     return item
+
+
+def markSegmentationFromSynthetic(segmentationNode: vtkMRMLSegmentationNode, marking: str) -> None:
+    """Mark a segmentation computed with a synthesized sequence: a node attribute and a tag on every segment.
+
+    Segment tags are what Slicer's ``.seg.nrrd`` writer keeps of a segmentation's own metadata
+    (``SegmentN_Tags``), so a saved segmentation still says what it was computed from.
+
+    Args:
+        segmentationNode: the tumour segmentation.
+        marking: ``SEGMENTATION FROM SYNTHETIC <target> - CoNeS <sha prefix>``
+            (:func:`cones.marking.segmentation_marking`).
+    """
+    segmentationNode.SetAttribute(SYNTHETIC_ATTRIBUTE, marking)
+    segments = segmentationNode.GetSegmentation()
+    for index in range(segments.GetNumberOfSegments()):
+        segments.GetNthSegment(index).SetTag(SYNTHETIC_ATTRIBUTE, marking)
 
 
 def _itemOf(hierarchy: vtkMRMLSubjectHierarchyNode, node: vtkMRMLScalarVolumeNode) -> int:

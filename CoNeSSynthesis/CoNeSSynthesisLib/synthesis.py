@@ -322,10 +322,11 @@ class SynthesisJob:
         self.inputChecks = inputchecks.reportFromSidecar(record)
         reference = self.request.referenceNode
         folder = self.outputPath.parent
-        labels = brainMask = None
+        labels = brainMask = segmentationRecord = None
         registered = {}
         if self.request.segmentation is not None:
             labels = _readResult(self.segmentationPath, "the tumour label map")
+            segmentationRecord = _readSidecar(self.segmentationPath)
         if self.request.addPreparedInputs:
             brainMask = _readResult(folder / BRAIN_MASK_FILE_NAME, "the brain mask")
             for sequence in list(self.request.sources)[1:]:
@@ -335,6 +336,8 @@ class SynthesisJob:
             self.segmentationNode = segmentation.addTumourSegmentation(
                 self.scene, labels, self.request.segmentation.labels, reference
             )
+            if segmentationRecord.get("marking"):
+                provenance.markSegmentationFromSynthetic(self.segmentationNode, segmentationRecord["marking"])
         if brainMask is not None:
             self.brainMaskNode = segmentation.addBrainMaskSegmentation(self.scene, brainMask, reference)
         for sequence, moved in registered.items():
@@ -348,7 +351,8 @@ class SynthesisJob:
 
 
 def _readSidecar(outputPath: Path) -> dict:
-    """The provenance the process wrote beside its output (:func:`cones.marking.write_sidecar`)."""
+    """The provenance the process wrote beside an output (:func:`cones.marking.write_sidecar`,
+    :func:`cones.marking.write_segmentation_sidecar`)."""
     from cones.marking import sidecar_path
 
     try:

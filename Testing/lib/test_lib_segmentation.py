@@ -148,6 +148,12 @@ def test_synthesis_then_segmentation_adds_both_nodes(
     reference = case[Sequence.T1]
     node = job.segmentationNode
     assert node.GetName() == "CASE-001 tumour segmentation" and segmentNames(node) == list(TISSUES)
+    marking = node.GetAttribute("CoNeS.Synthetic")
+    assert marking == "SEGMENTATION FROM " + job.outputNode.GetAttribute("CoNeS.Synthetic"), "it used the T1ce"
+    segments = node.GetSegmentation()
+    for tissue in TISSUES:
+        tag = vtk.reference("")
+        assert segments.GetSegment(tissue).GetTag("CoNeS.Synthetic", tag) and tag.get() == marking
     role = slicer.vtkMRMLSegmentationNode.GetReferenceImageGeometryReferenceRole()
     assert node.GetNodeReferenceID(role) == reference.GetID()
     # what the core makes of the sources and the synthesized T1ce now in the scene
@@ -213,6 +219,9 @@ def test_batch_script_writes_a_segmentation_slicer_opens_with_its_segments(
     )
     sidecar = json.loads((tmp_path / "tumour.seg.nrrd.json").read_text())
     assert sidecar["derived_from_synthetic"] is True and sidecar["synthesized_inputs"] == ["t1ce"]
+    tag = vtk.reference("")
+    assert node.GetSegmentation().GetSegment(TISSUES[0]).GetTag("CoNeS.Synthetic", tag), "the .seg.nrrd keeps it"
+    assert tag.get() == sidecar["marking"]
     assert sidecar["marking"].startswith("SEGMENTATION FROM SYNTHETIC T1ce - CoNeS ")
     assert sidecar["synthesis"]["marking"] == json.loads((tmp_path / "t1ce.nrrd.json").read_text())["marking"]
 
