@@ -23,7 +23,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from cones.data.geometry import grid_difference, resample_to_reference, to_canonical
-from cones.domain.measure import BrainSamples, SourceMeasurement, in_plane_spacing, measure_sources
+from cones.domain.measure import BrainSamples, SourceMeasurement, in_plane_spacing
 from cones.domain.record import DOMAIN_PERCENTILES, SLICE_PLANES, TrainingDomain
 from cones.sequences import Sequence, parse_sequence
 
@@ -184,8 +184,7 @@ def check_inputs(
     sources = {sequence: given[sequence] for sequence in card.sources if sequence in given}
     if not sources:
         return InputCheckReport()
-    run = _Checks(card, sources, preparation)
-    return run.report()
+    return _Checks(card, sources, preparation).report()
 
 
 class _Checks:
@@ -385,12 +384,12 @@ class _Checks:
             brain |= volume > threshold
         for name in names:
             self._ran(name)
-        self._swapped(arrays, brain)
-        self._intensity_range(measure_sources(arrays, brain, self.card.normalization))
-
-    def _swapped(self, arrays: dict[Sequence, np.ndarray], brain: np.ndarray) -> None:
-        order = self.card.sources
         samples = BrainSamples(arrays, brain, self.card.normalization)
+        self._swapped(samples)
+        self._intensity_range(samples.measure(self.card.sources))
+
+    def _swapped(self, samples: BrainSamples) -> None:
+        order = self.card.sources
         distances = {}
         for assignment in itertools.permutations(order):
             # ``assignment[i]`` is the given volume taken as the model's ``order[i]``
