@@ -477,9 +477,8 @@ class CoNeSSynthesisLogic(ScriptedLoadableModuleLogic):
 
     def describeInputChecks(self, modelPath, sourceVolumes, prepare=False):
         """:meth:`checkInputs` as the panel shows it: one line per finding, naming the volumes."""
-        card = self.readModelCard(modelPath)
-        sources = volumes.matchSourceVolumes(card.sources, sourceVolumes)
-        return describeChecks(checkInputVolumes(card, sources, prepare), sources)
+        report = self.checkInputs(modelPath, sourceVolumes, prepare)
+        return describeChecks(report, {parse_sequence(name): node for name, node in sourceVolumes.items()})
 
     def needsPreparation(self, sourceVolumes):
         """Whether the volumes (keyed by sequence) look like raw scans: different grids, or not skull-stripped."""
