@@ -265,14 +265,16 @@ def synthesize(model: Path, arguments: list[str], output: Path, *extra: str) -> 
 
 
 def test_the_cli_warns_before_the_work_and_reports_beside_the_output(
-    model_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+    model_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture, snapshot
 ) -> None:
     case = sources_of(brain_case(seed=10))
     arguments = write_inputs(
         tmp_path / "in", {**case, Sequence.T2: case[Sequence.FLAIR], Sequence.FLAIR: case[Sequence.T2]}
     )
     output = tmp_path / "out" / "t1ce.nii.gz"
+    inputs_before = snapshot(tmp_path / "in")
     assert synthesize(model_file, arguments, output) == 0
+    assert snapshot(tmp_path / "in") == inputs_before, "the inputs are left byte for byte as they were"
     captured = capsys.readouterr()
     warnings = [line for line in captured.err.splitlines() if line.startswith("warning:")]
     assert "probably swapped" in warnings[0], "the swap is named first"
