@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from cones.domain import cli as domain_cli
 from cones.preprocessing import cli as preprocessing_cli
 from cones.segmentation import cli as segmentation_cli
+from cones.trust import cli as trust_cli
 
 if TYPE_CHECKING:
     from cones.bench import BenchmarkResult
@@ -186,15 +187,16 @@ def _synthesize(args: argparse.Namespace) -> None:
     from cones.checkpoint import load_model
     from cones.data import IMAGE_SUFFIXES, read_image
     from cones.domain.checks import Preparation
-    from cones.inference import SynthesisOptions, model_sources, synthesize_images
+    from cones.inference import SynthesisOptions, model_sources, synthesize_images, synthesize_images_with_uncertainty
     from cones.marking import OutputFormat, write_synthesized
-    from cones.sequences import parse_input_series, parse_sequence_inputs
+    from cones.sequences import Sequence, parse_input_series, parse_sequence_inputs
 
     inputs = parse_sequence_inputs(args.input)
     series = parse_input_series(args.series, inputs)
     output = check_synthesis_outputs(args, inputs, IMAGE_SUFFIXES, IMAGE_SUFFIXES)
     preprocessing_cli.check_prepare_outputs(args, inputs, output)
     model = load_model(args.model)
+    trust_cli.check_trust_outputs(args, model.card, inputs, output)
     images = {sequence: read_image(path, series.get(sequence)) for sequence, path in inputs.items()}
     if not (args.prepare or args.resample):
         preprocessing_cli.require_one_grid(model.card, images)
@@ -207,26 +209,41 @@ def _synthesize(args: argparse.Namespace) -> None:
         print(f"CONES_PROGRESS {done} {total} synthesize", flush=True)
 
     sources = images
+    uncertainty = None
     if args.prepare:
-        prepared = preprocessing_cli.synthesize_prepared(args, model, images, options)
-        results = prepared.outputs
+        prepared = preprocessing_cli.synthesize_prepared(
+            args, model, images, options, uncertainty=trust_cli.wants_uncertainty(args)
+        )
+        results, uncertainty = prepared.outputs, prepared.uncertainty
         checks = checks.merged(prepared.checks)
+        on_output_grid = prepared.prepared.registered
         if segmentation is not None:
             sources = preprocessing_cli.segmentation_sources(prepared.prepared)
     else:
-        results = synthesize_images(
-            model, images, resample=args.resample, options=options, progress=report, input_checks=False
-        )
+        synthesis = dict(resample=args.resample, options=options, progress=report, input_checks=False)
+        if trust_cli.wants_uncertainty(args):
+            results, uncertainty = synthesize_images_with_uncertainty(model, images, **synthesis)
+        else:
+            results = synthesize_images(model, images, **synthesis)
+        on_output_grid = images
     if len(results) != 1:
         raise ValueError(f"the model synthesizes {len(results)} sequences; this command writes one output file")
+    synthesized = next(iter(results.values()))
     provenance = synthesis_provenance(args, inputs, series, model.card)
+    maps = trust_cli.write_trust_outputs(
+        args,
+        synthesized,
+        None if uncertainty is None else next(iter(uncertainty.values())),
+        on_output_grid.get(Sequence.T1),
+        provenance,
+    )
     write_synthesized(
-        next(iter(results.values())),
+        synthesized,
         output,
         provenance,
         output_format=OutputFormat(args.output_format),
         overwrite=args.overwrite,
-        sections={"input_checks": checks.to_dict()},
+        sections={"input_checks": checks.to_dict(), **maps},
     )
     print(f"synthesized {model.card.targets[0].display_name} written to {output}")
     segmentation_cli.segment_after_synthesis(args, segmentation, sources, results, provenance)
@@ -294,8 +311,14 @@ def _evaluate(args: argparse.Namespace) -> None:
         batch_size=args.batch_size,
         overwrite=args.overwrite,
         precision=args.precision,
+        uncertainty=args.uncertainty,
     )
     print((result.output_dir / "table.md").read_text(), end="")
+    for row in result.summary.get("uncertainty", {}).get("per_case", []):
+        print(
+            f"uncertainty of {row['method']} on {row['case']}: Spearman {row['spearman']:.3f} with the error, "
+            f"most uncertain 10 % carry {row['top_decile_ratio']:.2f}x the error of the least uncertain half"
+        )
     print(f"evaluation written to {result.output_dir}: {', '.join(path.name for path in result.files.values())}")
 
 
@@ -426,6 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
     preprocessing_cli.add_synthesize_options(synthesize)
     domain_cli.add_synthesize_options(synthesize)
     segmentation_cli.add_synthesize_options(synthesize)
+    trust_cli.add_synthesize_options(synthesize)
     synthesize.set_defaults(handler=_synthesize)
 
     info = commands.add_parser("info", help="describe a model file")
@@ -481,6 +505,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_precision_option(evaluation)
     evaluation.add_argument("--overwrite", action="store_true", help="replace an earlier evaluation in --output")
+    evaluation.add_argument(
+        "--uncertainty",
+        action="store_true",
+        help="also score each model's uncertainty map against its error (uncertainty.csv, uncertainty_calibration.png;"
+        " about 4x the synthesis time)",
+    )
     evaluation.set_defaults(handler=_evaluate)
 
     sample = commands.add_parser("sample-data", help="generate BraTS-style glioma cases from real anatomy")

@@ -11,8 +11,14 @@ FLAIR, and writes under one folder what a reader needs to judge the result:
 - ``panel.png``: sources, real and synthesized T1ce and their absolute difference, in the axial,
   coronal and sagittal planes through the tumour;
 - ``case.png``: the generated case itself, its four sequences and tumour labels;
+- ``t1ce_uncertainty.nii.gz`` and ``t1ce_virtual_enhancement.nii.gz``: the synthesis's voxel-wise
+  uncertainty and its virtual enhancement (synthesized T1ce minus T1), marked like the synthesis
+  (:mod:`cones.trust`);
+- ``uncertainty.png``: the uncertainty over the synthesized T1ce as Slicer overlays it, beside the
+  real error, the virtual enhancement and the real subtraction (real T1ce minus T1);
 - ``metrics.json``: PSNR, SSIM and MAE inside the brain, for the model and for the trivial guess
-  of copying T1, which is what the model has to beat.
+  of copying T1, which is what the model has to beat; and how the uncertainty relates to the real
+  error (:mod:`cones.trust.calibration`).
 
 Run it as ``python -m cones.demo --output demo-output`` (``make demo`` does this in a fresh venv).
 """
@@ -24,7 +30,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from collections.abc import Sequence as SequenceOf
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,12 +40,22 @@ import SimpleITK as sitk
 
 from cones.checkpoint import ModelCard, load_model
 from cones.config import NormalizationConfig
-from cones.data import read_image
+from cones.data import read_image, write_image
 from cones.data.normalization import denormalize_volume, foreground_mask, normalize_volume
-from cones.inference import SynthesisOptions, synthesize_images
-from cones.marking import Provenance, file_sha256, sidecar_path, write_synthesized
+from cones.inference import SynthesisOptions, synthesize_images_with_uncertainty
+from cones.marking import (
+    Provenance,
+    enhancement_marking,
+    file_sha256,
+    mark_image,
+    sidecar_path,
+    uncertainty_marking,
+    write_synthesized,
+)
 from cones.metrics import mean_absolute_error, psnr, ssim
 from cones.sequences import Sequence
+from cones.trust.calibration import UncertaintyCalibration, calibrate_uncertainty, synthesis_error
+from cones.trust.enhancement import virtual_enhancement, virtual_enhancement_image
 
 __all__ = [
     "BUNDLED_MODEL",
@@ -73,6 +89,10 @@ class DemoResult:
     case_figure: Path
     metrics: Path
     scores: dict[str, dict[str, float]]
+    uncertainty: Path
+    enhancement: Path
+    uncertainty_figure: Path
+    calibration: UncertaintyCalibration
 
 
 def on_output_scale(volume: np.ndarray, mask: np.ndarray, normalization: NormalizationConfig) -> np.ndarray:
@@ -175,11 +195,16 @@ def render_panel(
     path: Path,
     title: str,
     colormaps: Mapping[str, str] | None = None,
+    overlays: Mapping[str, np.ndarray] | None = None,
+    symmetric: Collection[str] = (),
 ) -> Path:
     """Draw one column per named volume and one row per plane through ``centre``.
 
     Each column keeps its own window (0 to its 99.5th percentile), in grey unless ``colormaps``
-    names another map for it (e.g. ``magma`` for differences, so errors stand out).
+    names another map for it (e.g. ``magma`` for differences, so errors stand out). A column named
+    in ``overlays`` gets that volume drawn over it in ``inferno``, half transparent and clear where
+    it is 0, as Slicer shows a foreground layer; a column in ``symmetric`` is windowed around 0 (a
+    subtraction image).
     """
     import matplotlib
 
@@ -198,11 +223,18 @@ def render_panel(
         gridspec_kw={"height_ratios": heights},
     )
     for column, (name, volume) in enumerate(columns.items()):
-        high = float(np.percentile(volume[volume > 0], 99.5)) if (volume > 0).any() else 1.0
         colormap = (colormaps or {}).get(name, "gray")
+        low, high = _window(volume, name in symmetric)
+        overlay = (overlays or {}).get(name)
         for row, plane in enumerate(_panel_planes(volume, centre)):
             axis = axes[row, column]
-            axis.imshow(plane, cmap=colormap, vmin=0.0, vmax=high, aspect=aspects[row], interpolation="nearest")
+            axis.imshow(plane, cmap=colormap, vmin=low, vmax=high, aspect=aspects[row], interpolation="nearest")
+            if overlay is not None:
+                top = _window(overlay, False)[1]
+                layer = np.ma.masked_equal(_panel_planes(overlay, centre)[row], 0)
+                axis.imshow(
+                    layer, cmap="inferno", vmin=0, vmax=top, alpha=0.5, aspect=aspects[row], interpolation="nearest"
+                )
             axis.set_axis_off()
             if row == 0:
                 axis.set_title(name, fontsize=10)
@@ -211,6 +243,13 @@ def render_panel(
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
+
+
+def _window(volume: np.ndarray, symmetric: bool) -> tuple[float, float]:
+    """0 to the 99.5th percentile of the non-zero voxels, or +-that of their magnitude for a subtraction image."""
+    values = np.abs(volume[volume != 0]) if symmetric else volume[volume > 0]
+    high = float(np.percentile(values, 99.5)) if values.size else 1.0
+    return (-high, high) if symmetric else (0.0, high)
 
 
 def _tumour_centre(label: np.ndarray, mask: np.ndarray) -> tuple[int, int, int]:
@@ -241,7 +280,21 @@ def run_demo(
         output_dir / "metrics.json",
     )
     case_figure_path = output_dir / "case.png"
-    written = (synthesized_path, sidecar_path(synthesized_path), panel_path, case_figure_path, metrics_path)
+    uncertainty_path, enhancement_path, uncertainty_figure_path = (
+        output_dir / "t1ce_uncertainty.nii.gz",
+        output_dir / "t1ce_virtual_enhancement.nii.gz",
+        output_dir / "uncertainty.png",
+    )
+    written = (
+        synthesized_path,
+        sidecar_path(synthesized_path),
+        panel_path,
+        case_figure_path,
+        metrics_path,
+        uncertainty_path,
+        enhancement_path,
+        uncertainty_figure_path,
+    )
     existing = [path for path in written if path.exists()]
     if existing and not overwrite:
         raise FileExistsError(f"{output_dir} already holds demo results; pass --overwrite to replace them")
@@ -258,7 +311,10 @@ def run_demo(
     started = time.perf_counter()
     options = SynthesisOptions(device=device)
     sources = {sequence: images[sequence.value] for sequence in model.card.sources}
-    synthesized = synthesize_images(model, sources, options=options)[Sequence.T1CE]
+    synthesized, uncertainty = (
+        images_by_target[Sequence.T1CE]
+        for images_by_target in synthesize_images_with_uncertainty(model, sources, options=options)
+    )
     seconds = time.perf_counter() - started
     provenance = Provenance(
         target=Sequence.T1CE,
@@ -270,8 +326,11 @@ def run_demo(
         series={},
         reference=model.card.sources[0],
     )
+    enhancement = virtual_enhancement_image(synthesized, images["t1"])
+    write_image(mark_image(uncertainty, uncertainty_marking(provenance.marking)), uncertainty_path, overwrite)
+    write_image(mark_image(enhancement, enhancement_marking(provenance.marking)), enhancement_path, overwrite)
     write_synthesized(synthesized, synthesized_path, provenance, overwrite=overwrite)
-    logger.info("synthesized T1ce in %.1f s", seconds)
+    logger.info("synthesized T1ce and its uncertainty in %.1f s", seconds)
 
     arrays = {name: sitk.GetArrayFromImage(image) for name, image in images.items()}
     prediction = sitk.GetArrayFromImage(synthesized)
@@ -285,9 +344,17 @@ def run_demo(
         "model": str(model_path),
         "region": "brain (foreground of the sources)",
         "intensities": f"both volumes on the output scale 0..{scale:g}, divided by it (range [0, 1])",
-        "synthesis_seconds": round(seconds, 2),
+        "synthesis_and_uncertainty_seconds": round(seconds, 2),
         "device": options.device,
         **scores,
+    }
+    uncertainty_map = sitk.GetArrayFromImage(uncertainty)
+    brain = mask & (arrays["t1ce"] > model.card.normalization.foreground_threshold)
+    error = synthesis_error(prediction, arrays["t1ce"], brain)
+    calibration = calibrate_uncertainty(uncertainty_map, error, brain)
+    metrics["uncertainty"] = {
+        "error": "|synthesized - real| T1ce, each normalized by its own 0.5-99.5 brain percentiles",
+        **calibration.to_dict(),
     }
     metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
 
@@ -310,6 +377,34 @@ def run_demo(
     case_columns["labels"] = arrays["seg"].astype(np.float32)
     labels_title = f"{case}: generated case; labels 1 necrosis, 2 oedema, 4 enhancing (BraTS 2018-2021)"
     render_panel(case_columns, centre, spacing, case_figure_path, labels_title, colormaps={"labels": "viridis"})
+    real_subtraction = virtual_enhancement(arrays["t1ce"].astype(np.float32), arrays["t1"], mask)
+    uncertainty_columns = {
+        "T1ce (CoNeS)": prediction,
+        "uncertainty over it": prediction,
+        "uncertainty": uncertainty_map,
+        "real error": error,
+        "virtual enhancement": sitk.GetArrayFromImage(enhancement),
+        "real T1ce - T1": real_subtraction,
+    }
+    uncertainty_title = (
+        f"{case}: uncertainty vs real error inside the brain: Spearman {calibration.spearman:.2f}, most uncertain "
+        f"10 % carry {calibration.top_decile_ratio:.1f}x the error of the least uncertain half"
+    )
+    render_panel(
+        uncertainty_columns,
+        centre,
+        spacing,
+        uncertainty_figure_path,
+        uncertainty_title,
+        colormaps={
+            "uncertainty": "inferno",
+            "real error": "magma",
+            "virtual enhancement": "RdBu_r",
+            "real T1ce - T1": "RdBu_r",
+        },
+        overlays={"uncertainty over it": uncertainty_map},
+        symmetric=("virtual enhancement", "real T1ce - T1"),
+    )
     return DemoResult(
         output_dir,
         case_dir,
@@ -319,6 +414,10 @@ def run_demo(
         case_figure_path,
         metrics_path,
         scores,
+        uncertainty_path,
+        enhancement_path,
+        uncertainty_figure_path,
+        calibration,
     )
 
 

@@ -25,6 +25,7 @@ from cones.domain.checks import Preparation, check_inputs
 from cones.model import CoNeSGenerator
 from cones.precision import Precision, calibrated_path, choose_path, parse_precision
 from cones.sequences import Sequence, parse_sequence
+from cones.trust.uncertainty import PerturbedPasses
 
 __all__ = [
     "ProgressCallback",
@@ -32,7 +33,9 @@ __all__ = [
     "SynthesisOptions",
     "model_sources",
     "synthesize_images",
+    "synthesize_images_with_uncertainty",
     "synthesize_volume",
+    "synthesize_volume_with_uncertainty",
 ]
 
 logger = logging.getLogger(__name__)
@@ -129,6 +132,49 @@ def synthesize_volume(
             constant, or the foreground is empty.
         SynthesisCancelled: ``should_cancel`` returned True.
     """
+    return _synthesize_volume(
+        generator, sources, source_order, target_order, normalization, options, progress, should_cancel, None
+    )[0]
+
+
+def synthesize_volume_with_uncertainty(
+    generator: CoNeSGenerator,
+    sources: Mapping[Sequence | str, np.ndarray],
+    source_order: tuple[Sequence, ...],
+    target_order: tuple[Sequence, ...],
+    normalization: NormalizationConfig,
+    options: SynthesisOptions | None = None,
+    progress: ProgressCallback | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+    perturbations: PerturbedPasses | None = None,
+) -> tuple[dict[Sequence, np.ndarray], dict[Sequence, np.ndarray]]:
+    """:func:`synthesize_volume` and the voxel-wise uncertainty of each target (:mod:`cones.trust.uncertainty`).
+
+    The synthesized volumes are exactly those :func:`synthesize_volume` returns; each extra pass of
+    ``perturbations`` (default: one per source) costs one more network pass per slice.
+
+    Returns:
+        (synthesized volumes, uncertainty volumes): the uncertainty on the output scale, 0 outside the foreground.
+    """
+    perturbations = perturbations or PerturbedPasses.one_per_source(len(source_order))
+    outputs, uncertainty = _synthesize_volume(
+        generator, sources, source_order, target_order, normalization, options, progress, should_cancel, perturbations
+    )
+    assert uncertainty is not None
+    return outputs, uncertainty
+
+
+def _synthesize_volume(
+    generator: CoNeSGenerator,
+    sources: Mapping[Sequence | str, np.ndarray],
+    source_order: tuple[Sequence, ...],
+    target_order: tuple[Sequence, ...],
+    normalization: NormalizationConfig,
+    options: SynthesisOptions | None,
+    progress: ProgressCallback | None,
+    should_cancel: Callable[[], bool] | None,
+    perturbations: PerturbedPasses | None,
+) -> tuple[dict[Sequence, np.ndarray], dict[Sequence, np.ndarray] | None]:
     options = options or SynthesisOptions()
     volumes = _ordered_sources(sources, source_order)
     mask = foreground_mask(volumes, normalization)
@@ -143,6 +189,7 @@ def synthesize_volume(
     indices = np.flatnonzero(slice_has_foreground)
     stacked = np.moveaxis(normalized, axis + 1, 0)  # (slices, channels, rows, cols)
     output = np.full((stacked.shape[0], len(target_order), *stacked.shape[2:]), -1.0, dtype=np.float32)
+    spread = None if perturbations is None else np.zeros_like(output)
 
     device = resolve_device(options.device)
     batch_size = options.batch_size or (GPU_BATCH_SIZE if device.type == "cuda" else 1)
@@ -162,16 +209,28 @@ def synthesize_volume(
                 batch_indices = indices[start : start + batch_size]
                 batch = torch.from_numpy(np.ascontiguousarray(stacked[batch_indices])).to(device)
                 batch = batch.contiguous(memory_format=path.memory_format)
-                output[batch_indices] = generator(batch).image.float().cpu().numpy()
+                plain = generator(batch).image
+                output[batch_indices] = plain.float().cpu().numpy()
+                if spread is not None:
+                    deviation = perturbations.spread(lambda inputs: generator(inputs).image, batch, plain)
+                    spread[batch_indices] = deviation.cpu().numpy()
                 if progress is not None:
                     progress(min(start + batch_size, len(indices)), len(indices))
     finally:
         generator.train(was_training).to(original_device, memory_format=torch.contiguous_format)
     synthesized = np.moveaxis(output, 0, axis + 1)
-    return {
+    outputs = {
         target: denormalize_volume(synthesized[channel], mask, normalization)
         for channel, target in enumerate(target_order)
     }
+    if spread is None:
+        return outputs, None
+    # A deviation on the network's [-1, 1] scale is output_scale / 2 on the output scale.
+    spread = np.moveaxis(spread, 0, axis + 1) * np.float32(normalization.output_scale / 2.0)
+    uncertainty = {
+        target: np.where(mask, spread[channel], np.float32(0.0)) for channel, target in enumerate(target_order)
+    }
+    return outputs, uncertainty
 
 
 def model_sources(
@@ -224,6 +283,47 @@ def synthesize_images(
             unusable (NaN, constant, empty foreground).
         InputsRefused: the input checks refused the sources (a ``ValueError``).
     """
+    return _synthesize_images(
+        model, images, resample, options, progress, should_cancel, input_checks, strict, perturbations=None
+    )[0]
+
+
+def synthesize_images_with_uncertainty(
+    model: LoadedModel,
+    images: Mapping[Sequence | str, sitk.Image],
+    resample: bool = False,
+    options: SynthesisOptions | None = None,
+    progress: ProgressCallback | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+    input_checks: bool = True,
+    strict: bool = False,
+    perturbations: PerturbedPasses | None = None,
+) -> tuple[dict[Sequence, sitk.Image], dict[Sequence, sitk.Image]]:
+    """:func:`synthesize_images` and each target's voxel-wise uncertainty map on the same grid.
+
+    The synthesized images are exactly those of :func:`synthesize_images`; the uncertainty
+    (:mod:`cones.trust.uncertainty`, on the output scale, 0 outside the foreground) costs one more
+    network pass per slice for each perturbed pass (default: one per source).
+    """
+    perturbations = perturbations or PerturbedPasses.one_per_source(len(model.card.sources))
+    outputs, uncertainty = _synthesize_images(
+        model, images, resample, options, progress, should_cancel, input_checks, strict, perturbations
+    )
+    assert uncertainty is not None
+    return outputs, uncertainty
+
+
+def _synthesize_images(
+    model: LoadedModel,
+    images: Mapping[Sequence | str, sitk.Image],
+    resample: bool,
+    options: SynthesisOptions | None,
+    progress: ProgressCallback | None,
+    should_cancel: Callable[[], bool] | None,
+    input_checks: bool,
+    strict: bool,
+    perturbations: PerturbedPasses | None,
+) -> tuple[dict[Sequence, sitk.Image], dict[Sequence, sitk.Image] | None]:
     card = model.card
     sources = model_sources(card.sources, images)
     if input_checks:
@@ -241,12 +341,24 @@ def synthesize_images(
     options = options or SynthesisOptions()
     if options.slice_axis != card.slice_axis:
         options = replace(options, slice_axis=card.slice_axis)
-    volumes = synthesize_volume(
-        model.generator, arrays, card.sources, card.targets, card.normalization, options, progress, should_cancel
+    volumes, uncertainty = _synthesize_volume(
+        model.generator,
+        arrays,
+        card.sources,
+        card.targets,
+        card.normalization,
+        options,
+        progress,
+        should_cancel,
+        perturbations,
     )
-    outputs = {}
-    for target, volume in volumes.items():
+
+    def on_reference_grid(volume: np.ndarray) -> sitk.Image:
         image = reorient(array_to_image(volume, canonical_reference), original_orientation)
         image.CopyInformation(reference)
-        outputs[target] = image
-    return outputs
+        return image
+
+    outputs = {target: on_reference_grid(volume) for target, volume in volumes.items()}
+    if uncertainty is None:
+        return outputs, None
+    return outputs, {target: on_reference_grid(volume) for target, volume in uncertainty.items()}

@@ -44,12 +44,14 @@ __all__ = [
     "SYNTHETIC_KEY",
     "OutputFormat",
     "Provenance",
+    "enhancement_marking",
     "file_sha256",
     "files_sha256",
     "mark_image",
     "segmentation_marking",
     "sidecar_path",
     "synthetic_marking",
+    "uncertainty_marking",
     "write_segmentation_sidecar",
     "write_sidecar",
     "write_synthesized",
@@ -104,6 +106,16 @@ def segmentation_marking(synthesis_marking: str) -> str:
         synthesis_marking: the marking of the synthesized sequence (:func:`synthetic_marking`).
     """
     return f"SEGMENTATION FROM {synthesis_marking}"[:NIFTI_DESCRIPTION_LENGTH]
+
+
+def uncertainty_marking(synthesis_marking: str) -> str:
+    """``"UNCERTAINTY OF SYNTHETIC T1ce - CoNeS 1a2b3c4d5e6f"``: the uncertainty map of a synthesis."""
+    return f"UNCERTAINTY OF {synthesis_marking}"[:NIFTI_DESCRIPTION_LENGTH]
+
+
+def enhancement_marking(synthesis_marking: str) -> str:
+    """``"VIRTUAL ENHANCEMENT FROM SYNTHETIC T1ce - CoNeS 1a2b3c4d5e6f"``: synthesized T1ce minus T1."""
+    return f"VIRTUAL ENHANCEMENT FROM {synthesis_marking}"[:NIFTI_DESCRIPTION_LENGTH]
 
 
 def mark_image(image: sitk.Image, marking: str) -> sitk.Image:

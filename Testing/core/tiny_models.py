@@ -6,6 +6,7 @@ part of the real network (stem, four stages, FPN merges, shift-modulated MLP).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from cones.config import GeneratorConfig
@@ -20,8 +21,8 @@ TINY_GENERATOR = GeneratorConfig(
 )
 
 
-def write_tiny_model(path: Path) -> Path:
-    """Save a random-init T1 + T2 + FLAIR -> T1ce model of :data:`TINY_GENERATOR` (tests of what wraps synthesis)."""
+def write_tiny_model(path: Path, sources: tuple[str, ...] = ("t1", "t2", "flair"), target: str = "t1ce") -> Path:
+    """Save a random-init model of :data:`TINY_GENERATOR` (tests of what wraps synthesis), T1 + T2 + FLAIR -> T1ce."""
     import torch
 
     from cones.checkpoint import ModelCard, make_provenance, save_model
@@ -29,15 +30,16 @@ def write_tiny_model(path: Path) -> Path:
     from cones.model import CoNeSGenerator
     from cones.sequences import Sequence
 
+    config = replace(TINY_GENERATOR, in_channels=len(sources))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        generator = CoNeSGenerator(TINY_GENERATOR)
+        generator = CoNeSGenerator(config)
     card = ModelCard(
         architecture="cones",
         preset=None,
-        generator=TINY_GENERATOR,
-        sources=(Sequence.T1, Sequence.T2, Sequence.FLAIR),
-        targets=(Sequence.T1CE,),
+        generator=config,
+        sources=tuple(Sequence(source) for source in sources),
+        targets=(Sequence(target),),
         normalization=NormalizationConfig(),
         provenance=make_provenance(0, "random-init test model"),
     )

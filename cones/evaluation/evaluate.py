@@ -9,6 +9,7 @@ scores, mean ± std with Wilcoxon tests between methods, and Fig. 4.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Iterable
@@ -42,11 +43,12 @@ from cones.evaluation.methods import (
     ZeroImputation,
     real_on_unit_scale,
 )
-from cones.evaluation.report import EXAMPLE_LIMIT, Example, write_report
+from cones.evaluation.report import EXAMPLE_LIMIT, Example, write_report, write_uncertainty_report
 from cones.inference import SynthesisOptions
 from cones.metrics import SpectrumAccumulator, evaluation_regions, region_scores
 from cones.precision import Precision
 from cones.sequences import Sequence
+from cones.trust.calibration import UncertaintyCalibration, calibrate_uncertainty, synthesis_error
 
 __all__ = ["EvaluationResult", "evaluate", "load_case_volumes"]
 
@@ -121,6 +123,7 @@ def load_case_volumes(
         target=real_on_unit_scale(arrays[target], mask, normalization),
         mask=mask,
         labels=_read_labels(case, images[target]),
+        target_foreground=arrays[target] > normalization.foreground_threshold,
     )
 
 
@@ -203,6 +206,7 @@ def evaluate(
     batch_size: int | None = None,
     overwrite: bool = False,
     precision: Precision | str = Precision.AUTO,
+    uncertainty: bool = False,
 ) -> EvaluationResult:
     """Score models and the trivial baselines on the cases of ``data_dir``; write the report.
 
@@ -219,6 +223,10 @@ def evaluate(
         batch_size: slices per forward pass (``None``: 1 on the CPU, 4 on CUDA).
         overwrite: replace the files of an earlier evaluation in ``output_dir``.
         precision: ``auto``, ``fp32`` or ``bf16`` (see :mod:`cones.precision`).
+        uncertainty: also compute every model's uncertainty map (:mod:`cones.trust.uncertainty`;
+            about 4x the synthesis time) and write how it relates to the error:
+            ``uncertainty.csv`` (Spearman correlation, error of the most uncertain tenth over the least
+            uncertain half, mean error per decile) and ``uncertainty_calibration.png``.
 
     Raises:
         ValueError: no model, models that cannot be compared, unknown case ids, missing sequences.
@@ -247,14 +255,27 @@ def evaluate(
     rows: list[dict[str, Any]] = []
     spectra: dict[str, SpectrumAccumulator] = {}
     examples: list[Example] = []
+    calibrations: dict[tuple[str, str], UncertaintyCalibration] = {}
     for number, case in enumerate(cases, start=1):
         logger.info("evaluating case %d of %d: %s", number, len(cases), case.case_id)
         volumes = load_case_volumes(case, sources, target, normalization)
-        predictions = {method.name: method.predict(volumes) for method in methods}
+        predictions = {}
+        for method in methods:
+            if uncertainty and isinstance(method, ModelMethod):
+                predictions[method.name], uncertainty_map = method.predict_with_uncertainty(volumes)
+                brain = volumes.calibration_brain
+                error = synthesis_error(predictions[method.name], volumes.target, brain)
+                calibrations[(case.case_id, method.name)] = calibrate_uncertainty(uncertainty_map, error, brain)
+            else:
+                predictions[method.name] = method.predict(volumes)
         rows.extend(_score_rows(volumes, predictions, axis))
         _add_spectra(spectra, volumes, predictions, axis)
         if len(examples) < EXAMPLE_LIMIT:
             examples.append(_example(volumes, predictions, axis))
     described = {method.name: method.description for method in methods}
     files, summary = write_report(output_dir, rows, described, spectra, REAL, examples, target)
+    if uncertainty:
+        uncertainty_files, summary["uncertainty"] = write_uncertainty_report(output_dir, calibrations, target)
+        files.update(uncertainty_files)
+        (output_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return EvaluationResult(output_dir, files, summary)

@@ -22,7 +22,7 @@ import numpy as np
 from cones.checkpoint import LoadedModel
 from cones.config import NormalizationConfig
 from cones.data import denormalize_volume, normalize_volume
-from cones.inference import SynthesisOptions, synthesize_volume
+from cones.inference import SynthesisOptions, synthesize_volume, synthesize_volume_with_uncertainty
 from cones.sequences import Sequence
 
 __all__ = [
@@ -46,6 +46,8 @@ class CaseVolumes:
         target: the real target on the unit scale (see :func:`real_on_unit_scale`).
         mask: the brain (foreground of the sources).
         labels: the tumour label map, or ``None`` when the case has none.
+        target_foreground: where the real target is foreground (the brain of the uncertainty
+            calibration, :mod:`cones.trust.calibration`), or ``None``: the sources' foreground.
     """
 
     case_id: str
@@ -53,6 +55,12 @@ class CaseVolumes:
     target: np.ndarray
     mask: np.ndarray
     labels: np.ndarray | None
+    target_foreground: np.ndarray | None = None
+
+    @property
+    def calibration_brain(self) -> np.ndarray:
+        """Where an uncertainty map is compared with the error: the target's foreground inside the mask."""
+        return self.mask if self.target_foreground is None else self.mask & self.target_foreground
 
 
 def real_on_unit_scale(volume: np.ndarray, mask: np.ndarray, normalization: NormalizationConfig) -> np.ndarray:
@@ -98,6 +106,15 @@ class ModelMethod:
             self.model.generator, case.sources, card.sources, card.targets, card.normalization, self.options
         )
         return volumes[card.targets[0]] / card.normalization.output_scale
+
+    def predict_with_uncertainty(self, case: CaseVolumes) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`predict` and the prediction's uncertainty map, both divided by the output scale."""
+        card = self.model.card
+        volumes, uncertainty = synthesize_volume_with_uncertainty(
+            self.model.generator, case.sources, card.sources, card.targets, card.normalization, self.options
+        )
+        scale = card.normalization.output_scale
+        return volumes[card.targets[0]] / scale, uncertainty[card.targets[0]] / scale
 
 
 class CopySource:

@@ -23,8 +23,9 @@ from cones.metrics import (
     wilcoxon_signed_rank,
 )
 from cones.sequences import Sequence
+from cones.trust.calibration import DECILES, UncertaintyCalibration, plot_calibration
 
-__all__ = ["EXAMPLE_LIMIT", "Example", "markdown_table", "summarize", "write_report"]
+__all__ = ["EXAMPLE_LIMIT", "Example", "markdown_table", "summarize", "write_report", "write_uncertainty_report"]
 
 EXAMPLE_LIMIT = 4
 """Cases shown in ``examples.png`` (one row each)."""
@@ -276,3 +277,44 @@ def write_report(
     _write_spectra(spectra, real, files["spectrum.csv"], files["spectrum.png"])
     _plot_examples(examples, files["examples.png"], f"{target.display_name}: real and synthesized, [0, 1] window")
     return files, summary
+
+
+def write_uncertainty_report(
+    output_dir: Path, calibrations: Mapping[tuple[str, str], UncertaintyCalibration], target: Sequence
+) -> tuple[dict[str, Path], dict[str, Any]]:
+    """Write ``uncertainty.csv`` and ``uncertainty_calibration.png``; return them and the summary's section.
+
+    Args:
+        output_dir: the evaluation's folder (exists).
+        calibrations: by (case, model method): how its uncertainty map relates to its error.
+        target: the synthesized sequence.
+    """
+    files = {name: output_dir / name for name in ("uncertainty.csv", "uncertainty_calibration.png")}
+    deciles = [f"error_decile_{number}" for number in range(1, DECILES + 1)]
+    with files["uncertainty.csv"].open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["case", "method", "spearman", "top_decile_ratio", "mean_uncertainty", *deciles])
+        for (case, method), calibration in calibrations.items():
+            writer.writerow(
+                [
+                    case,
+                    method,
+                    calibration.spearman,
+                    calibration.top_decile_ratio,
+                    calibration.mean_uncertainty,
+                    *calibration.decile_errors,
+                ]
+            )
+    plot_calibration(
+        {f"{case} / {method}": calibration for (case, method), calibration in calibrations.items()},
+        files["uncertainty_calibration.png"],
+        f"{target.display_name}: error per uncertainty decile",
+    )
+    section = {
+        "error": "|synthesized - real|, each normalized by its own 0.5-99.5 percentiles inside the brain (real > 0)",
+        "per_case": [
+            {"case": case, "method": method, **calibration.to_dict()}
+            for (case, method), calibration in calibrations.items()
+        ],
+    }
+    return files, section

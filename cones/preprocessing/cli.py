@@ -109,9 +109,15 @@ def require_one_grid(card: ModelCard, images: Mapping[Sequence, sitk.Image]) -> 
 
 
 def synthesize_prepared(
-    args: argparse.Namespace, model: LoadedModel, images: Mapping[Sequence, sitk.Image], options: SynthesisOptions
+    args: argparse.Namespace,
+    model: LoadedModel,
+    images: Mapping[Sequence, sitk.Image],
+    options: SynthesisOptions,
+    uncertainty: bool = False,
 ) -> RawSynthesis:
     """Run :func:`~cones.preprocessing.synthesize_raw`, print its report, write the extra outputs.
+
+    ``uncertainty``: also compute the outputs' uncertainty maps (``RawSynthesis.uncertainty``).
 
     Returns:
         The outputs on the reference's grid and the preparation (see :func:`segmentation_sources`).
@@ -133,6 +139,7 @@ def synthesize_prepared(
         progress=report,
         strict=args.strict,
         on_checks=print_findings,
+        uncertainty=uncertainty,
     )
     prepared = result.prepared
     print(prepared.report.summary())

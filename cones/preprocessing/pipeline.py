@@ -23,7 +23,13 @@ import SimpleITK as sitk
 from cones.checkpoint import LoadedModel
 from cones.device import resolve_device
 from cones.domain.checks import InputCheckReport, Preparation, check_inputs
-from cones.inference import SynthesisCancelled, SynthesisOptions, model_sources, synthesize_images
+from cones.inference import (
+    SynthesisCancelled,
+    SynthesisOptions,
+    model_sources,
+    synthesize_images,
+    synthesize_images_with_uncertainty,
+)
 from cones.preprocessing.brain_extraction import (
     BrainExtractor,
     DeepBetExtractor,
@@ -130,6 +136,8 @@ class RawSynthesis:
     prepared: PreparedCase
     checks: InputCheckReport
     """The input checks run on the prepared sources, before the synthesis."""
+    uncertainty: Mapping[Sequence, sitk.Image] | None = None
+    """Each output's uncertainty map on the reference's grid (zero outside the brain), when asked for."""
 
 
 def prepare_sources(
@@ -216,6 +224,7 @@ def synthesize_raw(
     should_cancel: Callable[[], bool] | None = None,
     strict: bool = False,
     on_checks: Callable[[InputCheckReport], None] | None = None,
+    uncertainty: bool = False,
 ) -> RawSynthesis:
     """Synthesize a model's target(s) from raw clinical scans (the console API of ``cones synthesize --prepare``).
 
@@ -231,6 +240,8 @@ def synthesize_raw(
         strict: refuse the prepared sources on a warning of the input checks too.
         on_checks: given the input checks' report on the prepared sources before the synthesis
             (default: its warnings are logged).
+        uncertainty: also compute each output's uncertainty map
+            (:func:`cones.inference.synthesize_images_with_uncertainty`; one more network pass per source).
 
     Returns:
         The outputs on the reference's grid (zero outside the brain) and the :class:`PreparedCase`
@@ -258,8 +269,9 @@ def synthesize_raw(
     (on_checks or _log_findings)(checks)
     checks.raise_if_refused(strict)
     stages = _Stages(progress, should_cancel)
+    synthesis = synthesize_images_with_uncertainty if uncertainty else synthesize_images
     with stages.stage("synthesize", 0):
-        working = synthesize_images(
+        working = synthesis(
             model,
             prepared.working,
             options=options,
@@ -267,12 +279,21 @@ def synthesize_raw(
             should_cancel=should_cancel,
             input_checks=False,
         )
-    outputs = {
-        target: back_to_reference(image, prepared.reference_image, prepared.brain_mask)
-        for target, image in working.items()
-    }
+    working_outputs, working_uncertainty = working if uncertainty else (working, None)
+
+    def on_reference(images: Mapping[Sequence, sitk.Image]) -> dict[Sequence, sitk.Image]:
+        return {
+            target: back_to_reference(image, prepared.reference_image, prepared.brain_mask)
+            for target, image in images.items()
+        }
+
     report = dataclasses.replace(prepared.report, seconds={**prepared.report.seconds, **stages.seconds})
-    return RawSynthesis(outputs, dataclasses.replace(prepared, report=report), checks)
+    return RawSynthesis(
+        on_reference(working_outputs),
+        dataclasses.replace(prepared, report=report),
+        checks,
+        on_reference(working_uncertainty) if working_uncertainty is not None else None,
+    )
 
 
 def _log_findings(report: InputCheckReport) -> None:
