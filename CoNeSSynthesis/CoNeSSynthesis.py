@@ -14,10 +14,11 @@ from CoNeSCommon import dependencies, location
 from CoNeSCommon.about import CITATION
 from CoNeSCommon.application import choosePath, launchSlicerProcess, newWorkDirectory, runEventLoopUntil
 from CoNeSCommon.jobs import Device, JobStatus, Progress, pythonInterpreter
-from CoNeSSynthesisLib import testing, volumes
+from CoNeSSynthesisLib import testing, trust, volumes
 from CoNeSSynthesisLib.inputchecks import checkInputVolumes, describeChecks
 from CoNeSSynthesisLib.sample import SAMPLE_DATA_REQUIREMENTS, SampleCaseJob
 from CoNeSSynthesisLib.synthesis import SynthesisJob, prepareSynthesis, readModelCard
+from CoNeSSynthesisLib.trust import describeUncertainty
 from slicer import vtkMRMLScalarVolumeNode
 from slicer.i18n import tr as _
 from slicer.i18n import translate
@@ -63,6 +64,8 @@ class CoNeSSynthesis(ScriptedLoadableModule):
                 "With 'Segment after synthesis', a tumour segmentation model (a 'cones train-seg' model, a "
                 "TorchScript or ONNX network with its sidecar, or an nnU-Net folder) then segments the case completed "
                 "by the synthesized sequence into a segmentation with NCR, ED and ET segments. "
+                "'Uncertainty map' adds where the synthesis is unsure (shown over the synthesized volume, with its "
+                "mean inside the brain and the tumour); 'Virtual enhancement map' adds synthesized T1ce minus T1. "
                 "The network runs in a background process: Slicer stays responsive and Cancel leaves the scene "
                 "unchanged. PyTorch and the other dependencies are installed on the first Apply, after asking. "
                 "No data of your own? 'Load sample case' generates a glioma case from real brain anatomy (T1, T2, "
@@ -100,6 +103,8 @@ class CoNeSSynthesisParameterNode:
     strictInputChecks - refuse the sources on a warning of the input checks too (cones synthesize --strict).
     segmentAfterSynthesis - segment the tumour after synthesis with the segmentation model.
     segmentationModelPath - the segmentation model: a file, or an nnU-Net folder; empty until chosen.
+    uncertaintyMap - also make the voxel-wise uncertainty map (about 4x the synthesis time) and show it over the output.
+    enhancementMap - also make the virtual enhancement map, synthesized T1ce minus T1 (T1ce models with a T1 source).
 
     Volumes are annotated with the plain node type, as in Slicer's module template: a node parameter
     may always be None, and the wrapper of older Slicer releases recognizes ``typing.Union`` but not
@@ -120,6 +125,8 @@ class CoNeSSynthesisParameterNode:
     strictInputChecks: bool = False
     segmentAfterSynthesis: bool = False
     segmentationModelPath: str = ""
+    uncertaintyMap: bool = False
+    enhancementMap: bool = False
 
 
 def sourceVolumes(parameterNode: CoNeSSynthesisParameterNode) -> dict[str, vtkMRMLScalarVolumeNode | None]:
@@ -313,12 +320,15 @@ class CoNeSSynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 prepare=parameters.prepareRawScans,
                 addPreparedInputs=parameters.prepareRawScans and parameters.addPreparedInputs,
                 strictInputChecks=parameters.strictInputChecks,
+                uncertaintyMap=parameters.uncertaintyMap,
+                enhancementMap=parameters.enhancementMap,
                 wait=False,
                 onProgress=self._onProgress,
                 onDone=self._onDone,
             )
             self.ui.progressBar.value = 0
             self.ui.statusLabel.text = _("Starting...")
+            self.ui.uncertaintyLabel.text = ""
         self._updateButtons()
 
     def _cancelJob(self):
@@ -371,9 +381,14 @@ class CoNeSSynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._updateButtons()
         if job.status is JobStatus.SUCCEEDED:
             self.ui.progressBar.value = 100
-            nodes = (job.outputNode, job.segmentationNode, job.brainMaskNode, *job.registeredNodes.values())
+            nodes = (
+                job.outputNode, *job.mapNodes.values(), job.segmentationNode, job.brainMaskNode,
+                *job.registeredNodes.values(),
+            )  # fmt: skip
             made = [node.GetName() for node in nodes if node is not None]
             self.ui.statusLabel.text = _("Done: {names}").format(names=", ".join(made))
+            if job.uncertaintySummary is not None:
+                self.ui.uncertaintyLabel.text = describeUncertainty(job.uncertaintySummary)
             if job.inputChecks is not None:
                 self.ui.inputChecksLabel.text = describeChecks(job.inputChecks, job.request.sources)
             slicer.util.setSliceViewerLayers(background=job.outputNode, fit=True)
@@ -499,6 +514,8 @@ class CoNeSSynthesisLogic(ScriptedLoadableModuleLogic):
         onProgress=None,
         onDone=None,
         precision=Precision.AUTO,
+        uncertaintyMap=False,
+        enhancementMap=False,
     ):
         """Synthesize the model's target sequence from scalar volumes of the scene.
 
@@ -526,10 +543,18 @@ class CoNeSSynthesisLogic(ScriptedLoadableModuleLogic):
             onProgress: called with each :class:`~CoNeSCommon.jobs.Progress` (done, total slices).
             onDone: called with the job when it has ended (the output, if any, is in the scene then).
             precision: ``"auto"`` (bf16 where the CPU or GPU has bf16 units), ``"fp32"`` or ``"bf16"``.
+            uncertaintyMap: also make the voxel-wise uncertainty map (one more network pass per source), a
+                volume "<output> uncertainty" (``job.uncertaintyNode``) shown over the output in the slice views,
+                and its mean inside the brain and the segmented tumour (``job.uncertaintySummary``).
+            enhancementMap: also make the virtual enhancement map, synthesized T1ce minus T1 on their own
+                brain percentiles, a volume "<output> virtual enhancement" (``job.enhancementNode``). The output
+                references both maps: ``output.GetNodeReference("CoNeS.UncertaintyMap")``,
+                ``"CoNeS.VirtualEnhancementMap"``.
 
         Raises:
-            ValueError: refused input (the message names the volumes), the model file is refused, or the
-                segmentation model is refused or needs a sequence that is neither a source nor synthesized.
+            ValueError: refused input (the message names the volumes), the model file is refused, the
+                segmentation model is refused or needs a sequence that is neither a source nor synthesized,
+                or the enhancement map is asked of a model that does not make T1ce from T1.
             RuntimeError: the synthesis failed or (``wait=True``) was cancelled.
         """
         self.ensureDependencies()
@@ -544,9 +569,18 @@ class CoNeSSynthesisLogic(ScriptedLoadableModuleLogic):
             addPreparedInputs=addPreparedInputs,
             strictInputChecks=strictInputChecks,
             precision=precision,
+            uncertaintyMap=uncertaintyMap,
+            enhancementMap=enhancementMap,
         )
+
+        def finish(job):
+            if job.status is JobStatus.SUCCEEDED and job.uncertaintyNode is not None:
+                self.showUncertainty(job.outputNode, job.uncertaintyNode)
+            if onDone is not None:
+                onDone(job)
+
         job = SynthesisJob(
-            slicer.mrmlScene, request, newWorkDirectory(), pythonInterpreter(), onProgress=onProgress, onDone=onDone
+            slicer.mrmlScene, request, newWorkDirectory(), pythonInterpreter(), onProgress=onProgress, onDone=finish
         )
         job.start(launchSlicerProcess)
         if not wait:
@@ -554,6 +588,12 @@ class CoNeSSynthesisLogic(ScriptedLoadableModuleLogic):
         runEventLoopUntil(lambda: job.status is not JobStatus.RUNNING)
         job.raiseForStatus()
         return job.outputNode if segmentationModelPath is None else (job.outputNode, job.segmentationNode)
+
+    def showUncertainty(self, synthesizedNode, uncertaintyNode):
+        """Show the uncertainty map over the synthesized volume in every slice view, translucent enough to read both."""
+        slicer.util.setSliceViewerLayers(
+            background=synthesizedNode, foreground=uncertaintyNode, foregroundOpacity=trust.UNCERTAINTY_OPACITY
+        )
 
 
 class CoNeSSynthesisTest(ScriptedLoadableModuleTest):
@@ -567,6 +607,8 @@ class CoNeSSynthesisTest(ScriptedLoadableModuleTest):
         self.test_synthesizeKeepsTheReferenceGridAndTheSources()
         self.setUp()
         self.test_segmentAfterSynthesisAddsTheTumourSegmentation()
+        self.setUp()
+        self.test_uncertaintyMapIsShownOverTheSynthesizedVolume()
         self.setUp()
         self.test_mismatchedGridsAreRefused()
         self.setUp()
@@ -620,6 +662,24 @@ class CoNeSSynthesisTest(ScriptedLoadableModuleTest):
         role = slicer.vtkMRMLSegmentationNode.GetReferenceImageGeometryReferenceRole()
         self.assertEqual(tumour.GetNodeReferenceID(role), case[Sequence.T1].GetID())
 
+    def test_uncertaintyMapIsShownOverTheSynthesizedVolume(self):
+        self.delayDisplay("Uncertainty and virtual enhancement maps")
+        case = testing.addSyntheticCase(slicer.mrmlScene, "TEST-CASE")
+        output = CoNeSSynthesisLogic().synthesize(
+            self._model(), self._sources(case), device="cpu", uncertaintyMap=True, enhancementMap=True
+        )
+        uncertainty = output.GetNodeReference(trust.UNCERTAINTY.referenceRole)
+        enhancement = output.GetNodeReference(trust.ENHANCEMENT.referenceRole)
+        self.assertEqual(uncertainty.GetName(), "TEST-CASE T1ce (synthesized) uncertainty")
+        self.assertEqual(enhancement.GetName(), "TEST-CASE T1ce (synthesized) virtual enhancement")
+        # the lookup tables exist in a running Slicer (the slicer-core wheel has no default colour nodes)
+        self.assertEqual(uncertainty.GetDisplayNode().GetColorNode().GetName(), "Inferno")
+        self.assertEqual(enhancement.GetDisplayNode().GetColorNode().GetName(), "DivergingBlueRed")
+        composite = slicer.app.layoutManager().sliceWidget("Red").mrmlSliceCompositeNode()
+        self.assertEqual(composite.GetBackgroundVolumeID(), output.GetID())
+        self.assertEqual(composite.GetForegroundVolumeID(), uncertainty.GetID())
+        self.assertAlmostEqual(composite.GetForegroundOpacity(), trust.UNCERTAINTY_OPACITY)
+
     def test_mismatchedGridsAreRefused(self):
         self.delayDisplay("Sources on different grids")
         case = testing.addSyntheticCase(slicer.mrmlScene, "TEST-CASE")
@@ -647,6 +707,7 @@ class CoNeSSynthesisTest(ScriptedLoadableModuleTest):
         for sequence, node in self._sources(case).items():
             setattr(parameters, SOURCE_PARAMETERS[Sequence(sequence)], node)
         parameters.device = Device.CPU
+        parameters.uncertaintyMap = True
         self.assertFalse(widget.ui.t1VolumeSelector.isHidden())
         self.assertTrue(widget.ui.t1ceVolumeSelector.isHidden(), "T1ce is the target, not a source")
         widget.ui.applyButton.click()
@@ -655,6 +716,9 @@ class CoNeSSynthesisTest(ScriptedLoadableModuleTest):
         output = slicer.mrmlScene.GetFirstNodeByName("TEST-CASE T1ce (synthesized)")
         self.assertIsNotNone(output, widget.ui.statusLabel.text)
         self.assertEqual(widget.ui.progressBar.value, 100)
+        self.assertTrue(
+            widget.ui.uncertaintyLabel.text.startswith("Mean uncertainty ("), widget.ui.uncertaintyLabel.text
+        )
 
     def test_loadSampleCaseSelectsTheSourcesToSynthesizeFrom(self):
         self.delayDisplay("Load sample case")

@@ -15,7 +15,9 @@ node, the node must say so too, wherever Slicer takes it next:
   through it; ``cones synthesize --output-format dicom`` writes it.
 
 A tumour segmentation computed with a synthesized sequence carries the same attribute, and a tag on
-every segment, which Slicer's ``.seg.nrrd`` writer keeps (:func:`markSegmentationFromSynthetic`).
+every segment, which Slicer's ``.seg.nrrd`` writer keeps (:func:`markSegmentationFromSynthetic`). A map
+computed from a synthesized volume (its uncertainty, its virtual enhancement) is marked as the volume
+itself is, with its own marking and series (:func:`markDerivedVolume`).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ __all__ = [
     "MODEL_SHA256_ATTRIBUTE",
     "SOURCE_NODE_IDS_ATTRIBUTE",
     "SYNTHETIC_ATTRIBUTE",
+    "markDerivedVolume",
     "markSegmentationFromSynthetic",
     "markSynthesizedVolume",
 ]
@@ -75,19 +78,53 @@ def markSynthesizedVolume(
     )
     hierarchy = vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
     referenceItem = _itemOf(hierarchy, next(iter(sources.values())))
-    item = _itemOf(hierarchy, outputNode)
-    hierarchy.SetItemParent(item, hierarchy.GetItemParent(referenceItem))
-    referenceNumber = hierarchy.GetItemAttribute(referenceItem, _DICOM + "SeriesNumber")
     tags = {
         "SeriesDescription": marking,
-        "SeriesNumber": str((int(referenceNumber) if referenceNumber.isdigit() else 0) + SERIES_NUMBER_OFFSET),
+        "SeriesNumber": str(_seriesNumber(hierarchy, referenceItem) + SERIES_NUMBER_OFFSET),
         "Modality": "MR",
         "Manufacturer": "CoNeS (synthetic image)",
         "Model": f"CoNeS {modelSha256[:SHA_PREFIX_LENGTH]}",
     }
-    for tag, value in tags.items():
-        hierarchy.SetItemAttribute(item, _DICOM + tag, value)
-    return item
+    return _placeBeside(hierarchy, outputNode, referenceItem, tags)
+
+
+def markDerivedVolume(
+    scene: vtkMRMLScene,
+    mapNode: vtkMRMLScalarVolumeNode,
+    synthesizedNode: vtkMRMLScalarVolumeNode,
+    marking: str,
+    seriesNumberOffset: int,
+) -> int:
+    """Mark a map computed from a synthesized volume (its uncertainty, its virtual enhancement) as that volume is.
+
+    The map gets its own marking, the synthesized volume's model and sources, a subject-hierarchy
+    place beside it, and DICOM export tags of its own: the marking as the series description and the
+    synthesized series' number plus ``seriesNumberOffset``, so that an exported map neither passes
+    for an acquired series nor shares the synthesized one's number.
+
+    Args:
+        scene: the scene of the volumes.
+        mapNode: the map's volume.
+        synthesizedNode: the synthesized volume it was computed from, already marked
+            (:func:`markSynthesizedVolume`).
+        marking: e.g. ``UNCERTAINTY OF SYNTHETIC <target> - CoNeS <sha prefix>``
+            (:func:`cones.marking.uncertainty_marking`, :func:`cones.marking.enhancement_marking`).
+        seriesNumberOffset: added to the synthesized series' number.
+
+    Returns:
+        The map's subject-hierarchy item.
+    """
+    mapNode.SetAttribute(SYNTHETIC_ATTRIBUTE, marking)
+    for attribute in (MODEL_SHA256_ATTRIBUTE, SOURCE_NODE_IDS_ATTRIBUTE):
+        mapNode.SetAttribute(attribute, synthesizedNode.GetAttribute(attribute))
+    hierarchy = vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+    synthesizedItem = _itemOf(hierarchy, synthesizedNode)
+    tags = {
+        tag: hierarchy.GetItemAttribute(synthesizedItem, _DICOM + tag) for tag in ("Modality", "Manufacturer", "Model")
+    }
+    tags["SeriesDescription"] = marking
+    tags["SeriesNumber"] = str(_seriesNumber(hierarchy, synthesizedItem) + seriesNumberOffset)
+    return _placeBeside(hierarchy, mapNode, synthesizedItem, tags)
 
 
 def markSegmentationFromSynthetic(segmentationNode: vtkMRMLSegmentationNode, marking: str) -> None:
@@ -105,6 +142,23 @@ def markSegmentationFromSynthetic(segmentationNode: vtkMRMLSegmentationNode, mar
     segments = segmentationNode.GetSegmentation()
     for index in range(segments.GetNumberOfSegments()):
         segments.GetNthSegment(index).SetTag(SYNTHETIC_ATTRIBUTE, marking)
+
+
+def _seriesNumber(hierarchy: vtkMRMLSubjectHierarchyNode, item: int) -> int:
+    """The item's DICOM series number, 0 when it has none."""
+    number = hierarchy.GetItemAttribute(item, _DICOM + "SeriesNumber")
+    return int(number) if number.isdigit() else 0
+
+
+def _placeBeside(
+    hierarchy: vtkMRMLSubjectHierarchyNode, node: vtkMRMLScalarVolumeNode, besideItem: int, tags: dict[str, str]
+) -> int:
+    """Put the node's item under the parent of ``besideItem`` (its study, when it has one) with these DICOM tags."""
+    item = _itemOf(hierarchy, node)
+    hierarchy.SetItemParent(item, hierarchy.GetItemParent(besideItem))
+    for tag, value in tags.items():
+        hierarchy.SetItemAttribute(item, _DICOM + tag, value)
+    return item
 
 
 def _itemOf(hierarchy: vtkMRMLSubjectHierarchyNode, node: vtkMRMLScalarVolumeNode) -> int:

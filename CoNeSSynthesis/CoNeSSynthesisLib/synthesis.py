@@ -5,7 +5,9 @@ process reads the sources from files written into a work folder and writes the r
 result is loaded into the scene only when the process has succeeded, and the folder is deleted
 whatever happened. With a segmentation model, the same process then segments the tumour on the
 sources completed by the synthesized sequence (``cones synthesize --segment``), and the label map
-becomes a segmentation node (:mod:`CoNeSSynthesisLib.segmentation`).
+becomes a segmentation node (:mod:`CoNeSSynthesisLib.segmentation`). The uncertainty and virtual
+enhancement maps (``--uncertainty-output``, ``--enhancement-output``) become marked volumes beside the
+synthesized one (:mod:`CoNeSSynthesisLib.trust`).
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ from slicer import vtkMRMLScalarVolumeNode, vtkMRMLScene
 
 from cones.precision import Precision, parse_precision
 from cones.sequences import Sequence
-from CoNeSSynthesisLib import inputchecks, provenance, segmentation, volumes
+from cones.trust.cli import makes_t1ce_from_t1
+from CoNeSSynthesisLib import inputchecks, provenance, segmentation, trust, volumes
 
 if TYPE_CHECKING:
     from slicer import vtkMRMLSegmentationNode
@@ -49,6 +52,7 @@ __all__ = [
     "SEGMENTATION_FILE_NAME",
     "SynthesisJob",
     "SynthesisRequest",
+    "checkEnhancementModel",
     "prepareSynthesis",
     "readModelCard",
 ]
@@ -104,6 +108,10 @@ class SynthesisRequest:
         addPreparedInputs: with ``prepare``, also add the brain mask (a segmentation) and the
             registered sources (new volumes) to the scene.
         strictInputChecks: refuse the sources on a warning of the input checks too (``--strict``).
+        uncertaintyMap: also make the voxel-wise uncertainty map (``--uncertainty-output``: one more
+            network pass per source).
+        enhancementMap: also make the virtual enhancement map, synthesized T1ce minus T1
+            (``--enhancement-output``).
     """
 
     modelPath: Path
@@ -117,11 +125,19 @@ class SynthesisRequest:
     addPreparedInputs: bool = False
     strictInputChecks: bool = False
     precision: Precision = Precision.AUTO
+    uncertaintyMap: bool = False
+    enhancementMap: bool = False
 
     @property
     def referenceNode(self) -> vtkMRMLScalarVolumeNode:
         """The first source: its grid, transform and case name are the output's."""
         return next(iter(self.sources.values()))
+
+    @property
+    def maps(self) -> tuple[trust.MapKind, ...]:
+        """The maps asked for, uncertainty first."""
+        asked = {trust.UNCERTAINTY: self.uncertaintyMap, trust.ENHANCEMENT: self.enhancementMap}
+        return tuple(kind for kind, wanted in asked.items() if wanted)
 
 
 def prepareSynthesis(
@@ -135,6 +151,8 @@ def prepareSynthesis(
     addPreparedInputs: bool = False,
     strictInputChecks: bool = False,
     precision: Precision | str = Precision.AUTO,
+    uncertaintyMap: bool = False,
+    enhancementMap: bool = False,
 ) -> SynthesisRequest:
     """Check a request against the model's card and the scene, before any process starts.
 
@@ -151,18 +169,23 @@ def prepareSynthesis(
         addPreparedInputs: with ``prepare``, also add the brain mask and the registered sources.
         strictInputChecks: let a warning of the input checks refuse the sources, as an error does.
         precision: ``"auto"``, ``"fp32"`` or ``"bf16"``.
+        uncertaintyMap: also make the voxel-wise uncertainty map of the synthesis.
+        enhancementMap: also make the virtual enhancement map (synthesized T1ce minus T1).
 
     Raises:
         ValueError: the model file is refused or synthesizes several sequences, a source is missing
             or unusable, the output is a source, the sources are under different transforms, or
             (without ``allowResampling`` or ``prepare``) on different grids, ``addPreparedInputs``
             without ``prepare``; the segmentation model is refused or
-            needs a sequence that is neither a source nor synthesized. Each message names the volumes.
+            needs a sequence that is neither a source nor synthesized; the enhancement map for a model
+            that does not make T1ce from T1. Each message names the volumes.
     """
     card = readModelCard(modelPath)
     if len(card.targets) != 1:
         names = ", ".join(target.display_name for target in card.targets)
         raise ValueError(f"the model synthesizes {len(card.targets)} sequences ({names}); this module makes one")
+    if enhancementMap:
+        checkEnhancementModel(card)
     sources = volumes.matchSourceVolumes(card.sources, sourceVolumes)
     volumes.checkOutputVolume(outputNode, sources)
     volumes.checkSameTransform(sources)
@@ -178,8 +201,23 @@ def prepareSynthesis(
         check_segmentation_inputs(info, given=sources, synthesized=card.targets)
     return SynthesisRequest(
         Path(modelPath), sources, card.targets[0], outputNode, Device(device), allowResampling, info, prepare,
-        addPreparedInputs, strictInputChecks, parse_precision(precision),
+        addPreparedInputs, strictInputChecks, parse_precision(precision), uncertaintyMap, enhancementMap,
     )  # fmt: skip
+
+
+def checkEnhancementModel(card: ModelCard) -> None:
+    """Refuse the virtual enhancement map for a model that does not make T1ce from T1 (the map is their difference).
+
+    Raises:
+        ValueError: naming what the model makes, and from what.
+    """
+    if not makes_t1ce_from_t1(card):
+        sources = ", ".join(source.display_name for source in card.sources)
+        raise ValueError(
+            f"the virtual enhancement map is synthesized T1ce minus T1, but the model makes "
+            f"{card.targets[0].display_name} from {sources}; untick 'Virtual enhancement map' or choose a T1ce "
+            "model with a T1 source"
+        )
 
 
 def _writeSources(sources: Mapping[Sequence, vtkMRMLScalarVolumeNode], folder: Path) -> dict[Sequence, Path]:
@@ -216,15 +254,21 @@ def _command(
         ]  # fmt: skip
     if request.segmentation is not None:
         arguments += ["--segment", str(request.segmentation.source), "--segmentation-output", str(segmentationOutput)]
+    for kind in request.maps:
+        arguments += [kind.option, str(_mapPath(output.parent, kind))]
     return conesCommand(python, arguments)
+
+
+def _mapPath(folder: Path, kind: trust.MapKind) -> Path:
+    return folder / f"{kind.section}.nrrd"
 
 
 class SynthesisJob:
     """One synthesis run in a background process, from MRML sources to an MRML output volume.
 
     The sources are written when the job is made (on the caller's thread, which owns the scene);
-    the output node (and the segmentation node, when the request has a segmentation model) is
-    created or replaced only when the process has succeeded.
+    the output node (and the segmentation node, when the request has a segmentation model, and the
+    maps the request asks for) is created or replaced only when the process has succeeded.
 
     Args:
         scene: the scene of the sources; a new output volume is added to it.
@@ -252,6 +296,13 @@ class SynthesisJob:
         self.segmentationNode: vtkMRMLSegmentationNode | None = None
         self.brainMaskNode: vtkMRMLSegmentationNode | None = None
         self.registeredNodes: dict[Sequence, vtkMRMLScalarVolumeNode] = {}
+        self.mapNodes: dict[trust.MapKind, vtkMRMLScalarVolumeNode] = {}
+        """The maps the request asked for (:data:`~CoNeSSynthesisLib.trust.UNCERTAINTY`, ...), once added."""
+        self.mapRecords: dict[trust.MapKind, dict] = {}
+        """What the process's sidecar says of each map (its section); the ``path`` there is the work
+        folder's, which is gone once the job has ended."""
+        self.uncertaintySummary: trust.UncertaintySummary | None = None
+        """The mean uncertainty in the brain (and in the segmented tumour), with the uncertainty map."""
         self.inputChecks: InputCheckReport | None = None
         """The process's input-check report, read when it has succeeded."""
         self.outputPath = workDirectory / OUTPUT_FILE_NAME
@@ -282,6 +333,16 @@ class SynthesisJob:
     def errorMessage(self) -> str | None:
         """Why the job did not succeed, or None."""
         return self._loadError or self.process.errorMessage
+
+    @property
+    def uncertaintyNode(self) -> vtkMRMLScalarVolumeNode | None:
+        """The uncertainty map ``"<output> uncertainty"``, when asked for and the job succeeded."""
+        return self.mapNodes.get(trust.UNCERTAINTY)
+
+    @property
+    def enhancementNode(self) -> vtkMRMLScalarVolumeNode | None:
+        """The virtual enhancement map ``"<output> virtual enhancement"``, when asked for and the job succeeded."""
+        return self.mapNodes.get(trust.ENHANCEMENT)
 
     def run(self, startProcess: ProcessStarter = startPlainProcess) -> vtkMRMLScalarVolumeNode | None:
         """Run to the end in the calling thread; returns the output node, None unless succeeded."""
@@ -332,6 +393,7 @@ class SynthesisJob:
             for sequence in list(self.request.sources)[1:]:
                 path = folder / PREPARED_FOLDER_NAME / f"{sequence.value}_registered.nii.gz"
                 registered[sequence] = _readResult(path, f"the registered {sequence.display_name}")
+        maps = {kind: self._readMap(kind, image, record) for kind in self.request.maps}
         if labels is not None:
             self.segmentationNode = segmentation.addTumourSegmentation(
                 self.scene, labels, self.request.segmentation.labels, reference
@@ -348,6 +410,25 @@ class SynthesisJob:
         provenance.markSynthesizedVolume(
             self.scene, self.outputNode, self.request.sources, record["marking"], record["model"]["sha256"]
         )
+        self._addMaps(maps, record)
+
+    def _readMap(self, kind: trust.MapKind, synthesized: sitk.Image, record: Mapping) -> sitk.Image:
+        """A map file, refused unless on the synthesized volume's grid and described in its sidecar."""
+        image = _readResult(_mapPath(self.outputPath.parent, kind), f"the {kind.nameSuffix} map")
+        trust.checkMapGrid(image, synthesized, kind, "the synthesized volume")
+        if kind.section not in record:
+            raise RuntimeError(f"the synthesis process wrote no {kind.section!r} section for the {kind.nameSuffix} map")
+        return image
+
+    def _addMaps(self, maps: Mapping[trust.MapKind, sitk.Image], record: Mapping) -> None:
+        """Add the maps beside the output, marked; summarize the uncertainty (in the tumour too, if segmented)."""
+        for kind, image in maps.items():
+            self.mapNodes[kind] = trust.addMapVolume(self.scene, image, self.outputNode, kind, record["marking"])
+            self.mapRecords[kind] = record[kind.section]
+        if self.uncertaintyNode is not None:
+            self.uncertaintySummary = trust.summarizeUncertainty(
+                self.uncertaintyNode, self.outputNode, self.segmentationNode
+            )
 
 
 def _readSidecar(outputPath: Path) -> dict:

@@ -4,8 +4,9 @@ Usage (inside Slicer, or a plain Python with the slicer-core wheel and the CoNeS
 
     Slicer --no-main-window --python-script batch_synthesize.py --model M.pt \\
         --input t1=t1.nii.gz t2=t2.nii.gz flair=flair.nii.gz --output t1ce_synthesized.nrrd
-    python batch_synthesize.py --model M.pt --input t1=... t2=... flair=... --output out.nrrd \
-        [--segment SEGRUN/last.pt --segmentation-output tumour.seg.nrrd]
+    python batch_synthesize.py --model M.pt --input t1=... t2=... flair=... --output out.nrrd \\
+        [--segment SEGRUN/last.pt --segmentation-output tumour.seg.nrrd] \\
+        [--uncertainty-output uncertainty.nrrd] [--enhancement-output enhancement.nrrd]
 
 The inputs are loaded into an MRML scene through storage nodes (keeping left-handed grids as they
 are; a DICOM series folder is read by ``cones``, ``--series`` picking one series), the
@@ -14,9 +15,11 @@ first source marked as synthetic, as ``cones synthesize`` writes it (:mod:`cones
 marking, ``<output>.json`` sidecar; ``--output-format dicom`` for a DICOM series). With
 ``--segment``, the tumour is segmented after synthesis, as the module's "Segment after synthesis"
 does, and the segmentation node (named, coloured NCR, ED and ET segments) is saved as a
-``.seg.nrrd`` that Slicer opens as it was. Exit codes: 0 done; 2 refused input (one ``error: ...``
-line, nothing written); 1 the synthesis failed; 130 interrupted (Ctrl-C: the synthesis process is
-stopped, nothing is written or left behind).
+``.seg.nrrd`` that Slicer opens as it was. ``--uncertainty-output`` and
+``--enhancement-output`` write the maps of the module's "Uncertainty map" and "Virtual enhancement
+map", marked and listed in the sidecar as ``cones synthesize`` writes them. Exit codes: 0 done; 2
+refused input (one ``error: ...`` line, nothing written); 1 the synthesis failed; 130 interrupted
+(Ctrl-C: the synthesis process is stopped, nothing is written or left behind).
 """
 
 from __future__ import annotations
@@ -34,17 +37,20 @@ if str(MODULE_DIRECTORY) not in sys.path:
 
 import slicer  # noqa: E402
 from CoNeSCommon.jobs import Device, Progress, pythonInterpreter  # noqa: E402
+from CoNeSSynthesisLib import trust  # noqa: E402
+from CoNeSSynthesisLib.provenance import SYNTHETIC_ATTRIBUTE  # noqa: E402
 from CoNeSSynthesisLib.synthesis import SynthesisJob, prepareSynthesis, readModelCard  # noqa: E402
 from CoNeSSynthesisLib.volumes import imageFromVolume, updateVolumeFromImage  # noqa: E402
 
 from cones.cli import check_synthesis_outputs, synthesis_provenance  # noqa: E402
-from cones.data.io import read_image  # noqa: E402
-from cones.marking import OutputFormat, write_segmentation_sidecar, write_synthesized  # noqa: E402
+from cones.data.io import read_image, write_image  # noqa: E402
+from cones.marking import OutputFormat, mark_image, write_segmentation_sidecar, write_synthesized  # noqa: E402
 from cones.outputs import write_atomically  # noqa: E402
 from cones.precision import Precision  # noqa: E402
 from cones.segmentation.chain import synthesized_sequences_used  # noqa: E402
 from cones.segmentation.cli import SEGMENTATION_STAGE  # noqa: E402
 from cones.sequences import parse_input_series, parse_sequence_inputs  # noqa: E402
+from cones.trust import cli as trust_cli  # noqa: E402
 
 REFUSED, FAILED, INTERRUPTED = 2, 1, 130
 
@@ -91,6 +97,7 @@ def parseArguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--segmentation-output", metavar="PATH", help=f"the segmentation to write ({SEGMENTATION_SUFFIX})"
     )
+    trust_cli.add_synthesize_options(parser)
     return parser.parse_args(argv)
 
 
@@ -155,6 +162,26 @@ def saveNode(
     write_atomically(path, write, overwrite=overwrite, suffix=suffix)
 
 
+def writeMaps(arguments: argparse.Namespace, job: SynthesisJob) -> dict[str, dict]:
+    """Write the maps the job made where the options say, marked and atomically; return their sidecar sections.
+
+    Each section is what ``cones synthesize`` wrote of the map in the job's work folder, with the
+    path of the file written here.
+
+    Raises:
+        OutputExistsError: a map file appeared while the synthesis ran and ``--overwrite`` is off.
+        OSError: writing failed.
+    """
+    paths = {trust.UNCERTAINTY: arguments.uncertainty_output, trust.ENHANCEMENT: arguments.enhancement_output}
+    sections = {}
+    for kind, node in job.mapNodes.items():
+        image = mark_image(imageFromVolume(node), node.GetAttribute(SYNTHETIC_ATTRIBUTE))
+        written = write_image(image, paths[kind], arguments.overwrite)
+        sections[kind.section] = {**job.mapRecords[kind], "path": str(written.resolve())}
+        print(f"{kind.nameSuffix} map written to {written}")
+    return sections
+
+
 def printProgress(progress: Progress) -> None:
     if progress.stage == SEGMENTATION_STAGE:
         print("segmenting the tumour", flush=True)
@@ -180,6 +207,8 @@ def synthesize(arguments: argparse.Namespace) -> Path:
     series = parse_input_series(arguments.series, inputs)
     checkSegmentationOptions(arguments)
     output = check_synthesis_outputs(arguments, inputs, OUTPUT_SUFFIXES, (SEGMENTATION_SUFFIX,))
+    card = readModelCard(arguments.model)
+    trust_cli.check_trust_outputs(arguments, card, inputs, output)
     scene = slicer.vtkMRMLScene()
     volumes = {sequence: loadVolume(scene, path, series.get(sequence)) for sequence, path in inputs.items()}
     request = prepareSynthesis(
@@ -191,6 +220,8 @@ def synthesize(arguments: argparse.Namespace) -> Path:
         segmentationModelPath=arguments.segment,
         prepare=arguments.prepare,
         strictInputChecks=arguments.strict,
+        uncertaintyMap=trust_cli.wants_uncertainty(arguments),
+        enhancementMap=arguments.enhancement_output is not None,
     )
     with tempfile.TemporaryDirectory(prefix="cones-batch-") as work:
         workDirectory = Path(work) / "job"
@@ -198,15 +229,16 @@ def synthesize(arguments: argparse.Namespace) -> Path:
         job = SynthesisJob(scene, request, workDirectory, pythonInterpreter(), onProgress=printProgress)
         job.run()
     job.raiseForStatus()
-    card = readModelCard(arguments.model)
     provenance = synthesis_provenance(arguments, inputs, series, card)
+    sections = {} if job.inputChecks is None else {"input_checks": job.inputChecks.to_dict()}
+    sections.update(writeMaps(arguments, job))
     write_synthesized(
         imageFromVolume(job.outputNode),
         output,
         provenance,
         output_format=OutputFormat(arguments.output_format),
         overwrite=arguments.overwrite,
-        sections=None if job.inputChecks is None else {"input_checks": job.inputChecks.to_dict()},
+        sections=sections,
     )
     if job.segmentationNode is not None:
         segmentationOutput = Path(arguments.segmentation_output)

@@ -1,7 +1,8 @@
-"""Fixtures of the Slicer-side tests: the module folders on ``sys.path``, a real MRML scene, a tiny model.
+"""Fixtures of the Slicer-side tests: the module folders on ``sys.path``, a real MRML scene, tiny models.
 
-The scene is the slicer-core wheel's real MRML (no Qt, no Slicer application); the model is a
-random-init generator of a few thousand weights, so every synthesis runs in about a second.
+The scene is the slicer-core wheel's real MRML (no Qt, no Slicer application); the synthesis model
+is a random-init generator of a few thousand weights, so every synthesis runs in about a second, and
+the segmentation model a random-init two-level U-Net.
 """
 
 from __future__ import annotations
@@ -42,6 +43,15 @@ def tinyModel(tmp_path_factory) -> Path:
     from CoNeSSynthesisLib import testing
 
     return testing.writeTinyModel(tmp_path_factory.mktemp("model") / "tiny.pt")
+
+
+@pytest.fixture(scope="session")
+def tinySegmentationModel(tmp_path_factory) -> Path:
+    """A random-init built-in segmentation model that needs T1, T1ce, T2 and FLAIR."""
+    pytest.importorskip("slicer")
+    from CoNeSSynthesisLib import testing
+
+    return testing.writeTinySegmentationModel(tmp_path_factory.mktemp("segmentation") / "last.pt")
 
 
 @pytest.fixture(scope="session")

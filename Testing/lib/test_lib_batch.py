@@ -136,3 +136,66 @@ def test_batch_prepare_takes_sources_on_grids_of_their_own(tinyModel: Path, tmp_
     assert result.returncode == 0, result.stderr
     assert "co-registered 2 of 2 sequences" in result.stdout
     assert sitk.ReadImage(str(output)).GetSize() == sitk.ReadImage(str(files[Sequence.T1])).GetSize()
+
+
+def test_batch_writes_the_uncertainty_and_enhancement_maps_marked_and_lists_them(
+    batch, caseFiles, tinyModel: Path, tmp_path: Path
+) -> None:
+    output, uncertainty, enhancement = tmp_path / "t1ce.nrrd", tmp_path / "u.nii.gz", tmp_path / "e.nrrd"
+    arguments = [*batchArguments(tinyModel, sourceFiles(caseFiles), output), "--device", "cpu"]
+    arguments += ["--uncertainty-output", str(uncertainty), "--enhancement-output", str(enhancement)]
+    assert batch.main(arguments) == 0
+    written = sitk.ReadImage(str(output))
+    marking = written.GetMetaData("CoNeS.Synthetic")
+    sidecar = json.loads(output.with_name(output.name + ".json").read_text())
+    maps = {"uncertainty": (uncertainty, "descrip"), "virtual_enhancement": (enhancement, "CoNeS.Synthetic")}
+    for section, (path, key) in maps.items():
+        image = sitk.ReadImage(str(path))
+        prefix = "UNCERTAINTY OF " if section == "uncertainty" else "VIRTUAL ENHANCEMENT FROM "
+        assert image.GetMetaData(key) == prefix + marking, "NIfTI keeps it as descrip, NRRD as its key"
+        assert image.GetSize() == written.GetSize()
+        for name in ("GetSpacing", "GetOrigin", "GetDirection"):
+            np.testing.assert_allclose(getattr(image, name)(), getattr(written, name)(), atol=1e-5)
+        assert sidecar[section]["path"] == str(path.resolve())
+        assert sidecar[section]["method"], "the process's description of the map"
+    values, brain = sitk.GetArrayFromImage(sitk.ReadImage(str(uncertainty))), sitk.GetArrayFromImage(written) > 0
+    assert sidecar["uncertainty"]["mean_in_brain"] == pytest.approx(values[brain].astype(np.float64).mean(), rel=1e-5)
+    assert np.abs(sitk.GetArrayFromImage(sitk.ReadImage(str(enhancement)))).max() <= 1
+    assert "input_checks" in sidecar
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(
+        [output.name, f"{output.name}.json", uncertainty.name, enhancement.name]
+    ), "no temporary file is left"
+
+
+# each: (model, extra arguments) from (the T1 -> T1ce model, a model without T1, a scratch folder, the T1 input),
+# and the expected message; the scratch folder holds "u.nrrd" already
+MAP_REFUSALS = {
+    "existing-map": (lambda m, n, t, t1: (m, ["--uncertainty-output", str(t / "u.nrrd")]), "u.nrrd' already exists"),
+    "map-is-an-input": (
+        lambda m, n, t, t1: (m, ["--enhancement-output", str(t1), "--overwrite"]),
+        "is the T1 input",
+    ),
+    "no-t1": (
+        lambda m, n, t, t1: (n, ["--enhancement-output", str(t / "e.nrrd")]),
+        "--enhancement-output draws synthesized T1ce minus T1; the model makes T1ce from T2, FLAIR",
+    ),
+}
+
+
+@pytest.mark.parametrize("refusal", list(MAP_REFUSALS))
+def test_batch_refuses_a_map_before_any_work_and_leaves_every_file_as_it_was(
+    refusal: str, batch, caseFiles, tinyModel: Path, tmp_path: Path, snapshot, capsys: pytest.CaptureFixture
+) -> None:
+    makeArguments, message = MAP_REFUSALS[refusal]
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    (scratch / "u.nrrd").write_bytes(b"keep me")
+    withoutT1 = testing.writeTinyModel(tmp_path / "t2-flair.pt", (Sequence.T2, Sequence.FLAIR))
+    model, extra = makeArguments(tinyModel, withoutT1, scratch, caseFiles[Sequence.T1])
+    before = {folder: snapshot(folder) for folder in (scratch, caseFiles[Sequence.T1].parent)}
+    assert batch.main([*batchArguments(model, sourceFiles(caseFiles), scratch / "out.nrrd"), *extra]) == 2
+    captured = capsys.readouterr()
+    lastLine = captured.err.strip().splitlines()[-1]
+    assert lastLine.startswith("error: ") and message in lastLine
+    assert "synthesized" not in captured.out, "refused before the synthesis process started"
+    assert {folder: snapshot(folder) for folder in before} == before

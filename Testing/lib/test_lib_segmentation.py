@@ -33,12 +33,6 @@ SOURCES = (Sequence.T1, Sequence.T2, Sequence.FLAIR)
 TISSUES = ("NCR", "ED", "ET")
 
 
-@pytest.fixture(scope="session")
-def tinySegmentationModel(tmp_path_factory) -> Path:
-    """A random-init built-in segmentation model that needs T1, T1ce, T2 and FLAIR."""
-    return testing.writeTinySegmentationModel(tmp_path_factory.mktemp("segmentation") / "last.pt")
-
-
 def tumourLabels(shape: tuple[int, ...], enhancing: int) -> np.ndarray:
     """Oedema around a necrotic core with an enhancing spot, and a separate necrosis blob."""
     labels = np.zeros(shape, dtype=np.uint8)

@@ -28,19 +28,41 @@ if TYPE_CHECKING:
     from cones.checkpoint import ModelCard
     from cones.marking import Provenance
 
-__all__ = ["add_synthesize_options", "check_trust_outputs", "wants_uncertainty", "write_trust_outputs"]
+__all__ = [
+    "ENHANCEMENT_OPTION",
+    "ENHANCEMENT_SECTION",
+    "UNCERTAINTY_OPTION",
+    "UNCERTAINTY_SECTION",
+    "add_synthesize_options",
+    "check_trust_outputs",
+    "makes_t1ce_from_t1",
+    "wants_uncertainty",
+    "write_trust_outputs",
+]
+
+UNCERTAINTY_OPTION = "--uncertainty-output"
+ENHANCEMENT_OPTION = "--enhancement-output"
+UNCERTAINTY_SECTION = "uncertainty"
+"""The synthesized volume's sidecar section that describes its uncertainty map."""
+ENHANCEMENT_SECTION = "virtual_enhancement"
+"""The synthesized volume's sidecar section that describes its virtual enhancement map."""
+
+
+def makes_t1ce_from_t1(card: ModelCard) -> bool:
+    """Whether the model makes T1ce from (among others) T1: the virtual enhancement map is their difference."""
+    return card.targets[0] is Sequence.T1CE and Sequence.T1 in card.sources
 
 
 def add_synthesize_options(parser: argparse.ArgumentParser) -> None:
     """Add ``--uncertainty-output`` and ``--enhancement-output``."""
     parser.add_argument(
-        "--uncertainty-output",
+        UNCERTAINTY_OPTION,
         metavar="MAP",
         help="also write the voxel-wise uncertainty of the synthesis (output scale, 0 outside the brain; one "
         "more network pass per source: about 4x the synthesis time for T1, T2 and FLAIR)",
     )
     parser.add_argument(
-        "--enhancement-output",
+        ENHANCEMENT_OPTION,
         metavar="MAP",
         help="also write the virtual enhancement: synthesized T1ce minus T1, each on its own brain percentiles "
         "(in [-1, 1], 0 outside the brain); needs a T1ce model with a T1 source",
@@ -66,8 +88,7 @@ def check_trust_outputs(
     from cones.marking import sidecar_path
     from cones.outputs import check_output_file
 
-    makes_t1ce_from_t1 = card.targets[0] is Sequence.T1CE and Sequence.T1 in card.sources
-    if args.enhancement_output is not None and not makes_t1ce_from_t1:
+    if args.enhancement_output is not None and not makes_t1ce_from_t1(card):
         raise ValueError(
             f"--enhancement-output draws synthesized T1ce minus T1; the model makes "
             f"{card.targets[0].display_name} from {', '.join(source.display_name for source in card.sources)}"
@@ -81,7 +102,7 @@ def check_trust_outputs(
         "the --brain-mask-output file": getattr(args, "brain_mask_output", None),
         **{f"the {sequence.display_name} input": path for sequence, path in inputs.items()},
     }
-    maps = {"--uncertainty-output": args.uncertainty_output, "--enhancement-output": args.enhancement_output}
+    maps = {UNCERTAINTY_OPTION: args.uncertainty_output, ENHANCEMENT_OPTION: args.enhancement_output}
     for option, path in maps.items():
         if path is not None:
             check_output_file(path, overwrite=args.overwrite, suffixes=IMAGE_SUFFIXES, reads=reads)
@@ -126,7 +147,7 @@ def write_trust_outputs(
         values = image_to_array(uncertainty)
         brain = image_to_array(synthesized) > 0
         passes = PerturbedPasses.one_per_source(len(provenance.card.sources)).passes
-        sections["uncertainty"] = {
+        sections[UNCERTAINTY_SECTION] = {
             "path": str(path.resolve()),
             "method": "root mean square deviation from the synthesis under a gamma change of one source per pass",
             "passes": [{"source": provenance.card.sources[item.channel].value, "gamma": item.gamma} for item in passes],
@@ -141,7 +162,7 @@ def write_trust_outputs(
             t1 = resample_to_reference(t1, synthesized)
         enhancement = mark_image(virtual_enhancement_image(synthesized, t1), enhancement_marking(provenance.marking))
         path = write_image(enhancement, args.enhancement_output, args.overwrite)
-        sections["virtual_enhancement"] = {
+        sections[ENHANCEMENT_SECTION] = {
             "path": str(path.resolve()),
             "method": "synthesized T1ce minus T1, each mapped by its 0.5 and 99.5 brain percentiles to [0, 1]",
             "units": "fraction of each image's own range, in [-1, 1]",

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["DEFAULT_GAMMAS", "SourceGamma", "PerturbedPasses", "perturb_source"]
+__all__ = ["DEFAULT_GAMMAS", "PerturbedPasses", "SourceGamma", "perturb_source"]
 
 DEFAULT_GAMMAS = (1.3, 0.7)
 """Gamma of the perturbed source, alternating from pass to pass: one pass darkens the mid-tones of
