@@ -263,7 +263,7 @@ def evaluate(
         for method in methods:
             if uncertainty and isinstance(method, ModelMethod):
                 predictions[method.name], uncertainty_map = method.predict_with_uncertainty(volumes)
-                brain = volumes.calibration_brain
+                brain = volumes.target_brain
                 error = synthesis_error(predictions[method.name], volumes.target, brain)
                 calibrations[(case.case_id, method.name)] = calibrate_uncertainty(uncertainty_map, error, brain)
             else:

@@ -8,7 +8,8 @@ penalised rather than normalised away.
 The trivial methods are the floor a model has to clear: *copy a source* (T1 for T1ce: the anatomy
 is right, only the contrast agent is missing), *zero imputation* (the paper's downstream baseline:
 the missing channel is left empty) and *mean imputation* (the brain filled with the mean intensity
-the target has in other cases).
+the target has in other cases). The learned-linear map of the sources (:mod:`cones.evaluation.linear`)
+is the cheapest method that learns anything: what a network must beat to show its spatial context helps.
 """
 
 from __future__ import annotations
@@ -46,8 +47,7 @@ class CaseVolumes:
         target: the real target on the unit scale (see :func:`real_on_unit_scale`).
         mask: the brain (foreground of the sources).
         labels: the tumour label map, or ``None`` when the case has none.
-        target_foreground: where the real target is foreground (the brain of the uncertainty
-            calibration, :mod:`cones.trust.calibration`), or ``None``: the sources' foreground.
+        target_foreground: where the real target is foreground, or ``None``: the sources' foreground.
     """
 
     case_id: str
@@ -58,8 +58,12 @@ class CaseVolumes:
     target_foreground: np.ndarray | None = None
 
     @property
-    def calibration_brain(self) -> np.ndarray:
-        """Where an uncertainty map is compared with the error: the target's foreground inside the mask."""
+    def target_brain(self) -> np.ndarray:
+        """The target's foreground inside the mask: where the real target exists.
+
+        The brain of the uncertainty calibration (:mod:`cones.trust.calibration`) and of the
+        learned-linear fit (:mod:`cones.evaluation.linear`).
+        """
         return self.mask if self.target_foreground is None else self.mask & self.target_foreground
 
 
