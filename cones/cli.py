@@ -306,7 +306,7 @@ def _evaluate(args: argparse.Namespace) -> None:
         args.data,
         args.output,
         case_ids=tuple(args.cases),
-        mean_from=args.mean_from,
+        fit_from=args.fit_from,
         device=args.device,
         batch_size=args.batch_size,
         overwrite=args.overwrite,
@@ -314,6 +314,11 @@ def _evaluate(args: argparse.Namespace) -> None:
         uncertainty=args.uncertainty,
     )
     print((result.output_dir / "table.md").read_text(), end="")
+    means = result.summary["calibration"]["mean"].items()
+    print(
+        "brain median / 90th percentile, model scale: "
+        + ", ".join(f"{m} {v['median']:.3f} / {v['p90']:.3f}" for m, v in means)
+    )
     for row in result.summary.get("uncertainty", {}).get("per_case", []):
         print(
             f"uncertainty of {row['method']} on {row['case']}: Spearman {row['spearman']:.3f} with the error, "
@@ -488,7 +493,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.set_defaults(handler=_bench)
 
-    evaluation = commands.add_parser("evaluate", help="score models and trivial baselines on held-out cases")
+    evaluation = commands.add_parser("evaluate", help="score models and baselines on held-out cases, two protocols")
     evaluation.add_argument(
         "--model",
         action="append",
@@ -498,7 +503,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--data", required=True, help="folder of case folders with sources, target, labels")
     evaluation.add_argument("--output", required=True, help="folder for metrics.csv, summary.json, table.md, figures")
     evaluation.add_argument("--cases", nargs="+", default=(), metavar="CASE", help="evaluate only these cases")
-    evaluation.add_argument("--mean-from", help="cases (e.g. the training data) whose mean the mean imputation uses")
+    evaluation.add_argument(
+        "--fit-from",
+        "--mean-from",
+        dest="fit_from",
+        help="cases (e.g. the training data) the mean imputation and the learned-linear map are fitted on"
+        " (default: leave-one-out over the evaluated cases)",
+    )
     evaluation.add_argument("--batch-size", type=int, help="slices per forward pass (default: 1 on CPU, 4 on CUDA)")
     evaluation.add_argument(
         "--device", default="auto", help="auto (CUDA, then Apple MPS, then CPU), cpu, cuda[:N] or mps"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,14 +16,23 @@ from cones.checkpoint import ModelCard, load_model, load_training_state, make_pr
 from cones.cli import main
 from cones.config import NormalizationConfig
 from cones.data import find_cases
-from cones.evaluation import CopySource, MeanImputation, load_case_volumes
-from cones.evaluation.evaluate import _mean_imputation
+from cones.evaluation import (
+    CopySource,
+    IntensityProtocol,
+    LinearMap,
+    MeanImputation,
+    fit_baselines,
+    fit_linear_map,
+    load_case_volumes,
+    on_protocol,
+)
 from cones.metrics import Region, evaluation_regions, region_scores
 from cones.model import build_generator, generator_config
 from cones.sequences import Sequence
 
 SOURCES = (Sequence.T1, Sequence.T2, Sequence.FLAIR)
-METHODS = ["cones", "pix2pix", "asapnet", "copy_t1", "zero_imputation", "mean_imputation"]
+METHODS = ["cones", "pix2pix", "asapnet", "copy_t1", "zero_imputation", "mean_imputation", "linear"]
+PROTOCOLS = ["model_scale", "own_percentiles"]
 
 
 def save_random_model(
@@ -62,13 +72,18 @@ def evaluation(setup: dict[str, Path]) -> Path:
     return output
 
 
-def test_evaluate_writes_scores_per_case_method_and_region(evaluation: Path) -> None:
+def read_rows(evaluation: Path) -> list[dict[str, str]]:
     with (evaluation / "metrics.csv").open() as handle:
-        rows = list(csv.DictReader(handle))
-    assert len(rows) == 3 * len(METHODS) * 3
+        return list(csv.DictReader(handle))
+
+
+def test_evaluate_writes_scores_per_case_protocol_method_and_region(evaluation: Path) -> None:
+    rows = read_rows(evaluation)
+    assert len(rows) == 3 * len(PROTOCOLS) * len(METHODS) * 3
     assert {row["method"] for row in rows} == set(METHODS)
+    assert {row["protocol"] for row in rows} == set(PROTOCOLS)
     assert {row["region"] for row in rows} == {"whole", "brain", "tumour_bbox"}
-    whole = [row for row in rows if row["region"] == "whole"]
+    whole = [row for row in rows if row["region"] == "whole" and row["protocol"] == "model_scale"]
     zero_whole = [float(row["ssim"]) for row in whole if row["method"] == "zero_imputation"]
     copy_whole = [float(row["ssim"]) for row in whole if row["method"] == "copy_t1"]
     assert max(zero_whole) < min(copy_whole)  # the anatomy of T1 is closer to T1ce than an empty image
@@ -76,55 +91,139 @@ def test_evaluate_writes_scores_per_case_method_and_region(evaluation: Path) -> 
         assert (evaluation / name).stat().st_size > 10_000
 
 
-def test_evaluate_scores_are_the_region_metrics_of_each_method(setup: dict[str, Path], evaluation: Path) -> None:
-    with (evaluation / "metrics.csv").open() as handle:
-        rows = [row for row in csv.DictReader(handle) if row["case"] == "CASE-001" and row["method"] == "copy_t1"]
+@pytest.mark.parametrize("protocol", list(IntensityProtocol))
+def test_evaluate_scores_are_the_region_metrics_of_each_method(
+    setup: dict[str, Path], evaluation: Path, protocol: IntensityProtocol
+) -> None:
+    rows = [
+        row
+        for row in read_rows(evaluation)
+        if row["case"] == "CASE-001" and row["method"] == "copy_t1" and row["protocol"] == protocol.value
+    ]
     case = next(case for case in find_cases(setup["data"]) if case.case_id == "CASE-001")
     volumes = load_case_volumes(case, SOURCES, Sequence.T1CE, NormalizationConfig())
-    prediction = CopySource(Sequence.T1, NormalizationConfig()).predict(volumes)
-    expected = region_scores(prediction, volumes.target, evaluation_regions(volumes.mask, volumes.labels), axis=0)
+    prediction = on_protocol(CopySource(Sequence.T1, NormalizationConfig()).predict(volumes), volumes.mask, protocol)
+    real = on_protocol(volumes.target, volumes.mask, protocol)
+    expected = region_scores(prediction, real, evaluation_regions(volumes.mask, volumes.labels), axis=0)
     assert {row["region"] for row in rows} == {region.value for region in expected}
     for row in rows:
         for metric, value in expected[Region(row["region"])].items():
             assert float(row[metric.value]) == pytest.approx(value)
 
 
-def test_evaluate_summary_has_statistics_between_every_pair(evaluation: Path) -> None:
+def test_protocols_differ_where_a_method_is_off_in_brightness_only(setup: dict[str, Path]) -> None:
+    """A darker copy of the real target loses on the model scale and is perfect on its own percentiles."""
+    case = find_cases(setup["data"])[0]
+    volumes = load_case_volumes(case, SOURCES, Sequence.T1CE, NormalizationConfig())
+    darker = 0.6 * volumes.target
+    brain = {Region.BRAIN: volumes.mask}
+    scores = {
+        protocol: region_scores(
+            on_protocol(darker, volumes.mask, protocol), on_protocol(volumes.target, volumes.mask, protocol), brain
+        )[Region.BRAIN]
+        for protocol in IntensityProtocol
+    }
+    assert scores[IntensityProtocol.MODEL_SCALE]["mae"] > 0.05
+    assert scores[IntensityProtocol.OWN_PERCENTILES]["mae"] < 1e-6  # float32 rounding
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_evaluate_summary_has_statistics_between_every_pair(evaluation: Path, protocol: str) -> None:
     summary = json.loads((evaluation / "summary.json").read_text())
     assert list(summary["methods"]) == METHODS and summary["target"] == "t1ce"
     assert summary["cases"] == ["CASE-000", "CASE-001", "CASE-002"]
-    whole = summary["scores"]["whole"]["cones"]["psnr"]
+    assert list(summary["protocols"]) == PROTOCOLS
+    section = summary["protocols"][protocol]
+    whole = section["scores"]["whole"]["cones"]["psnr"]
     assert whole["n"] == 3 and whole["std"] > 0
-    tests = summary["wilcoxon"]["tumour_bbox"]["ssim"]
+    tests = section["wilcoxon"]["tumour_bbox"]["ssim"]
     assert len(tests) == len(METHODS) * (len(METHODS) - 1) // 2
     assert all(test["pairs"] == 3 and 0 < test["p_value"] <= 1 for test in tests)
+    tables = (evaluation / "table.md").read_text().split("## ")[1:]
+    assert len(tables) == len(PROTOCOLS)
+    table = [line for line in tables[PROTOCOLS.index(protocol)].splitlines() if line.startswith("|")]
+    assert len(table) == 2 + len(METHODS) and table[2].startswith("| cones |") and "(p=" not in table[2]
+    assert ("spectral distance" in table[0]) == (protocol == "model_scale")
+    p_value = next(t["p_value"] for t in section["wilcoxon"]["whole"]["psnr"] if t["second"] == "pix2pix")
+    mean = section["scores"]["whole"]["pix2pix"]["psnr"]["mean"]
+    assert table[3].split("|")[2].strip().startswith(f"{mean:.2f} ± ") and f"(p={p_value:.3g})" in table[3]
+
+
+def test_evaluate_summary_has_spectra_on_the_model_scale(evaluation: Path) -> None:
+    summary = json.loads((evaluation / "summary.json").read_text())
     distances = summary["spectrum"]["distances"]
     assert set(distances) == set(METHODS)
     assert distances["zero_imputation"]["all"] > distances["copy_t1"]["all"]
-    table = (evaluation / "table.md").read_text().splitlines()
-    assert len(table) == 2 + len(METHODS) and table[2].startswith("| cones |") and "(p=" not in table[2]
-    p_value = next(t["p_value"] for t in summary["wilcoxon"]["whole"]["psnr"] if t["second"] == "pix2pix")
-    mean = summary["scores"]["whole"]["pix2pix"]["psnr"]["mean"]
-    assert table[3].split("|")[2].strip().startswith(f"{mean:.2f} ± ") and f"(p={p_value:.3g})" in table[3]
     with (evaluation / "spectrum.csv").open() as handle:
         header = next(csv.reader(handle))
     assert header == ["frequency_cycles_per_pixel", "real", *METHODS]
 
 
-def test_mean_imputation_leaves_the_case_out_or_uses_the_given_cases(setup: dict[str, Path]) -> None:
+def assert_same_map(mine: LinearMap, expected: LinearMap) -> None:
+    """Equal up to rounding: a leave-one-out map is a total minus a share, not a sum of the others."""
+    assert mine.sources == expected.sources
+    assert mine.coefficients == pytest.approx(expected.coefficients, rel=1e-9)
+    assert mine.bias == pytest.approx(expected.bias, rel=1e-9)
+
+
+def test_fitted_baselines_leave_the_case_out_or_use_the_given_cases(setup: dict[str, Path]) -> None:
     cases = find_cases(setup["data"])
     normalization = NormalizationConfig()
     volumes = [load_case_volumes(case, SOURCES, Sequence.T1CE, normalization) for case in cases]
     means = [float(v.target[v.mask].mean()) for v in volumes]
-    left_out = _mean_imputation(cases, None, SOURCES, Sequence.T1CE, normalization)
-    prediction = left_out.predict(volumes[0])
+    left_out = fit_baselines(cases, None, SOURCES, Sequence.T1CE, normalization)
+    prediction = left_out.mean.predict(volumes[0])
     assert prediction[volumes[0].mask] == pytest.approx(np.mean(means[1:]))
     assert np.all(prediction[~volumes[0].mask] == 0)
-    given = _mean_imputation(cases[:1], setup["data"], SOURCES, Sequence.T1CE, normalization)
-    assert given.values == {"CASE-000": pytest.approx(np.mean(means))}
-    assert _mean_imputation(cases[:1], None, SOURCES, Sequence.T1CE, normalization) is None
+    assert_same_map(left_out.linear.maps["CASE-000"], fit_linear_map(volumes[1:], SOURCES, normalization))
+    assert left_out.fitted_on == "leave-one-out over the evaluated cases"
+    given = fit_baselines(cases[:1], setup["data"], SOURCES, Sequence.T1CE, normalization)
+    assert given.mean.values == {"CASE-000": pytest.approx(np.mean(means))}
+    assert list(given.linear.maps) == ["CASE-000"]
+    assert_same_map(given.linear.maps["CASE-000"], fit_linear_map(volumes, SOURCES, normalization))
+    assert given.fitted_on.startswith(str(setup["data"])) and "3 cases" in given.fitted_on
+    assert fit_baselines(cases[:1], None, SOURCES, Sequence.T1CE, normalization) is None
     with pytest.raises(ValueError, match="no value for case"):
         MeanImputation({}).predict(volumes[0])
+    with pytest.raises(ValueError, match="no map for case"):
+        left_out.linear.predict(replace(volumes[0], case_id="CASE-009"))
+
+
+def test_fitted_baselines_refuse_an_empty_fit_folder(setup: dict[str, Path], tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no case found in"):
+        fit_baselines(find_cases(setup["data"]), tmp_path, SOURCES, Sequence.T1CE, NormalizationConfig())
+
+
+def test_evaluate_scores_the_linear_baseline_above_the_floors(evaluation: Path) -> None:
+    """The generated cases make T1ce a near-linear function of T1, T2 and FLAIR: the learned map must find it."""
+    brain = {
+        (row["case"], row["method"]): float(row["psnr"])
+        for row in read_rows(evaluation)
+        if row["region"] == "brain" and row["protocol"] == "model_scale"
+    }
+    for case in ("CASE-000", "CASE-001", "CASE-002"):
+        floors = [brain[(case, method)] for method in ("copy_t1", "mean_imputation", "zero_imputation")]
+        assert brain[(case, "linear")] > max(floors) + 3.0
+    summary = json.loads((evaluation / "summary.json").read_text())
+    assert summary["baselines"]["fitted_on"] == "leave-one-out over the evaluated cases"
+    maps = summary["baselines"]["linear"]
+    assert set(maps) == {"CASE-000", "CASE-001", "CASE-002"} and set(maps["CASE-000"]["coefficients"]) == set(SOURCES)
+
+
+def test_evaluate_writes_the_intensity_calibration(evaluation: Path) -> None:
+    with (evaluation / "calibration.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 3 * (len(METHODS) + 1) and {row["method"] for row in rows} == {"real", *METHODS}
+    values = {(row["case"], row["method"]): (float(row["median"]), float(row["p90"])) for row in rows}
+    assert values[("CASE-000", "zero_imputation")] == (0.0, 0.0)
+    median, p90 = values[("CASE-000", "real")]
+    assert 0 < median < p90 <= 1
+    mean = values[("CASE-000", "mean_imputation")]
+    assert mean[0] == pytest.approx(mean[1])  # one constant fills the brain
+    assert (evaluation / "calibration.png").stat().st_size > 10_000
+    summary = json.loads((evaluation / "summary.json").read_text())
+    reals = [values[(case, "real")][0] for case in summary["cases"]]
+    assert summary["calibration"]["mean"]["real"]["median"] == pytest.approx(np.mean(reals))
 
 
 def test_evaluate_refuses_what_it_cannot_compare(
@@ -141,15 +240,30 @@ def test_evaluate_refuses_what_it_cannot_compare(
     assert not (tmp_path / "out").exists()
 
 
-def test_evaluate_one_case_with_mean_from(setup: dict[str, Path], tmp_path: Path) -> None:
+@pytest.mark.parametrize("option", ["--fit-from", "--mean-from"])
+def test_evaluate_one_case_fits_the_baselines_on_the_given_cases(
+    setup: dict[str, Path], tmp_path: Path, option: str
+) -> None:
     arguments = evaluate_arguments(setup, tmp_path / "one", "pix2pix")
-    assert main([*arguments, "--cases", "CASE-001", "--mean-from", str(setup["data"])]) == 0
+    assert main([*arguments, "--cases", "CASE-001", option, str(setup["data"])]) == 0
     summary = json.loads((tmp_path / "one" / "summary.json").read_text())
-    assert list(summary["methods"]) == ["pix2pix", "copy_t1", "zero_imputation", "mean_imputation"]
-    assert summary["wilcoxon"]["whole"]["psnr"][0]["p_value"] is None  # one pair: no test
-    assert summary["scores"]["whole"]["pix2pix"]["psnr"]["std"] is None  # one case: no deviation
+    assert list(summary["methods"]) == ["pix2pix", "copy_t1", "zero_imputation", "mean_imputation", "linear"]
+    assert summary["baselines"]["fitted_on"].startswith(str(setup["data"]))
+    for section in summary["protocols"].values():
+        assert section["wilcoxon"]["whole"]["psnr"][0]["p_value"] is None  # one pair: no test
+        assert section["scores"]["whole"]["pix2pix"]["psnr"]["std"] is None  # one case: no deviation
     table = (tmp_path / "one" / "table.md").read_text()
     assert "±" not in table and "(p=" not in table
+
+
+def test_evaluate_one_case_without_fit_cases_skips_the_fitted_baselines(
+    setup: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    arguments = evaluate_arguments(setup, tmp_path / "one", "pix2pix")
+    assert main([*arguments, "--cases", "CASE-001"]) == 0
+    summary = json.loads((tmp_path / "one" / "summary.json").read_text())
+    assert list(summary["methods"]) == ["pix2pix", "copy_t1", "zero_imputation"] and summary["baselines"] is None
+    assert "skipped" in caplog.text
 
 
 @pytest.mark.parametrize(("arch", "feature_matching"), [("pix2pix", 0.0), ("asapnet", 10.0)])

@@ -3,10 +3,11 @@
 All three generators are trained by the same trainer (``cones.training.train``) on the same
 training cases, with the same iteration budget, batch, crops, schedule, discriminator and seed;
 only the generator and its published loss weights differ. ``cones.evaluation.evaluate`` then scores
-them, together with the trivial baselines (copy the first source, zero and mean imputation), on the
-held-out cases, and this script writes ``table1.md``: the paper's Table 1/2 columns (PSNR and SSIM
-of the whole image and of the tumour's bounding box, Wilcoxon p-values against CoNeS), the budget,
-the split and the training times, next to ``evaluation/spectrum.png`` (the paper's Fig. 4).
+them, together with the baselines (copy the first source, zero and mean imputation, and the
+learned-linear map, the last two fitted on the same training cases), on the held-out cases, and this
+script writes ``table1.md``: the paper's Table 1/2 columns (PSNR and SSIM of the whole image and of
+the tumour's bounding box, Wilcoxon p-values against CoNeS) under both intensity protocols, the
+budget, the split and the training times, next to ``evaluation/spectrum.png`` (the paper's Fig. 4).
 
 Example (generated cases on a reduced 2 mm grid)::
 
@@ -118,13 +119,15 @@ def write_table(
         "- wall time: training "
         + ", ".join(f"{a} {r['training_seconds']:.0f} s" for a, r in runs.items())
         + f"; evaluation {evaluation_seconds:.0f} s",
-        "- scores: mean ± std over held-out cases; images on [0, 1] (the models' output scale divided by itself); "
+        "- scores: mean ± std over held-out cases, under two protocols (model scale: the models' output scale "
+        "divided by itself; own percentiles: each image normalized by its own 0.5-99.5 brain percentiles); "
         "whole = the brain's bounding box; SSIM in 2D per slice, averaged; p: two-sided Wilcoxon signed-rank "
         f"against {args.archs[0]} (per case; no p-value with a single case)",
         "",
         (evaluation / "table.md").read_text().rstrip(),
         "",
-        "Spectra: `evaluation/spectrum.png`, `evaluation/spectrum.csv`; examples: `evaluation/examples.png`.",
+        "Spectra: `evaluation/spectrum.png`, `evaluation/spectrum.csv`; examples: `evaluation/examples.png`; "
+        "brain intensities per method: `evaluation/calibration.csv`, `evaluation/calibration.png`.",
     ]
     path = output / "table1.md"
     path.write_text("\n".join(lines) + "\n")
@@ -165,7 +168,7 @@ def main(argv: SequenceOf[str] | None = None) -> int:
         args.test_data,
         args.output / "evaluation",
         case_ids=tuple(args.test_cases),
-        mean_from=args.output / "train-data",
+        fit_from=args.output / "train-data",
         device=args.device,
         overwrite=True,
     )

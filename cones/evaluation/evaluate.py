@@ -2,9 +2,13 @@
 
 One pass over the cases synthesizes every model's prediction, scores it in every region
 (:mod:`cones.metrics.regions`; SSIM in 2D along the models' slice axis, since they translate
-slices), accumulates the spectra of real and synthesized slices, and keeps one slice per case for
-the example figure; :mod:`cones.evaluation.report` then writes what the paper reports: per-case
-scores, mean ± std with Wilcoxon tests between methods, and Fig. 4.
+slices) under both intensity protocols (:mod:`cones.evaluation.protocols`), records where each
+method puts the brain's intensities (:mod:`cones.evaluation.intensity`), accumulates the spectra of
+real and synthesized slices, and keeps one slice per case for the example figure;
+:mod:`cones.evaluation.report` then writes what the paper reports: per-case scores, mean ± std
+with Wilcoxon tests between methods, and Fig. 4. Besides the models, the baselines that need no
+network are scored: copying the first source, zero and mean imputation, and the learned-linear map
+(:mod:`cones.evaluation.fitted`).
 """
 
 from __future__ import annotations
@@ -12,37 +16,21 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable
 from collections.abc import Sequence as SequenceOf
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import SimpleITK as sitk
 
 from cones.checkpoint import LoadedModel, load_model
 from cones.config import NormalizationConfig
-from cones.data import (
-    CaseFiles,
-    find_cases,
-    foreground_mask,
-    grid_difference,
-    image_to_array,
-    load_case,
-    read_image,
-    require_sequences,
-    to_canonical,
-)
-from cones.evaluation.methods import (
-    CaseVolumes,
-    CopySource,
-    MeanImputation,
-    Method,
-    ModelMethod,
-    ZeroImputation,
-    real_on_unit_scale,
-)
+from cones.data import CaseFiles, find_cases, require_sequences
+from cones.evaluation.cases import load_case_volumes
+from cones.evaluation.fitted import fit_baselines
+from cones.evaluation.intensity import BrainIntensity, brain_intensity, write_intensity_calibration
+from cones.evaluation.methods import CaseVolumes, CopySource, Method, ModelMethod, ZeroImputation
+from cones.evaluation.protocols import IntensityProtocol, on_protocol
 from cones.evaluation.report import EXAMPLE_LIMIT, Example, write_report, write_uncertainty_report
 from cones.inference import SynthesisOptions
 from cones.metrics import SpectrumAccumulator, evaluation_regions, region_scores
@@ -50,12 +38,12 @@ from cones.precision import Precision
 from cones.sequences import Sequence
 from cones.trust.calibration import UncertaintyCalibration, calibrate_uncertainty, synthesis_error
 
-__all__ = ["EvaluationResult", "evaluate", "load_case_volumes"]
+__all__ = ["EvaluationResult", "evaluate"]
 
 logger = logging.getLogger(__name__)
 
 REAL = "real"
-"""Name of the real target among the spectra."""
+"""Name of the real target among the spectra and the intensity calibration."""
 
 
 @dataclass(frozen=True)
@@ -96,69 +84,6 @@ def _model_names(models: SequenceOf[LoadedModel]) -> list[str]:
     return names
 
 
-def _read_labels(case: CaseFiles, reference_grid: sitk.Image) -> np.ndarray | None:
-    if case.label is None:
-        return None
-    labels = to_canonical(read_image(case.label))[0]
-    difference = grid_difference(labels, reference_grid)
-    if difference is not None:
-        raise ValueError(f"case {case.case_id}: the label map is on another grid than the images ({difference})")
-    return image_to_array(labels)
-
-
-def load_case_volumes(
-    case: CaseFiles, sources: SequenceOf[Sequence], target: Sequence, normalization: NormalizationConfig
-) -> CaseVolumes:
-    """Read a case for evaluation: raw sources, the real target on [0, 1], the brain mask, the labels.
-
-    The brain is the foreground of ``sources`` (what inference sees; the target is never used to
-    find it).
-    """
-    images = load_case(case, (*sources, target))
-    arrays = {sequence: image_to_array(image) for sequence, image in images.items()}
-    mask = foreground_mask([arrays[sequence] for sequence in sources], normalization)
-    return CaseVolumes(
-        case_id=case.case_id,
-        sources={sequence: arrays[sequence] for sequence in sources},
-        target=real_on_unit_scale(arrays[target], mask, normalization),
-        mask=mask,
-        labels=_read_labels(case, images[target]),
-        target_foreground=arrays[target] > normalization.foreground_threshold,
-    )
-
-
-def _target_means(
-    cases: Iterable[CaseFiles], sources: SequenceOf[Sequence], target: Sequence, normalization: NormalizationConfig
-) -> dict[str, float]:
-    """Mean of the real target (on [0, 1]) inside the brain, per case."""
-    means = {}
-    for case in cases:
-        volumes = load_case_volumes(case, sources, target, normalization)
-        means[case.case_id] = float(volumes.target[volumes.mask].mean())
-    return means
-
-
-def _mean_imputation(
-    cases: SequenceOf[CaseFiles],
-    mean_from: Path | None,
-    sources: SequenceOf[Sequence],
-    target: Sequence,
-    normalization: NormalizationConfig,
-) -> MeanImputation | None:
-    """Mean imputation from the ``mean_from`` cases, else leave-one-out over the evaluated cases."""
-    if mean_from is not None:
-        reference = require_sequences(find_cases(mean_from), (*sources, target))
-        value = float(np.mean(list(_target_means(reference, sources, target, normalization).values())))
-        return MeanImputation({case.case_id: value for case in cases})
-    if len(cases) < 2:
-        logger.warning("mean imputation skipped: one case and no --mean-from folder to take the mean from")
-        return None
-    means = _target_means(cases, sources, target, normalization)
-    return MeanImputation(
-        {case_id: float(np.mean([v for other, v in means.items() if other != case_id])) for case_id in means}
-    )
-
-
 def _select_cases(data_dir: Path, case_ids: SequenceOf[str], required: SequenceOf[Sequence]) -> list[CaseFiles]:
     cases = require_sequences(find_cases(data_dir), required)
     unknown = sorted(set(case_ids) - {case.case_id for case in cases})
@@ -168,14 +93,24 @@ def _select_cases(data_dir: Path, case_ids: SequenceOf[str], required: SequenceO
 
 
 def _score_rows(case: CaseVolumes, predictions: dict[str, np.ndarray], axis: int) -> list[dict[str, Any]]:
-    """One row per method and region: the case's PSNR, SSIM (2D, slices along ``axis``) and MAE there."""
+    """One row per protocol, method and region: the case's PSNR, SSIM (2D, slices along ``axis``) and MAE there."""
     regions = evaluation_regions(case.mask, case.labels)
     rows = []
-    for name, prediction in predictions.items():
-        for region, scores in region_scores(prediction, case.target, regions, axis).items():
-            values = {metric.value: value for metric, value in scores.items()}
-            rows.append({"case": case.case_id, "method": name, "region": region.value, **values})
+    for protocol in IntensityProtocol:
+        real = on_protocol(case.target, case.mask, protocol)
+        for name, prediction in predictions.items():
+            scored = on_protocol(prediction, case.mask, protocol)
+            for region, scores in region_scores(scored, real, regions, axis).items():
+                values = {metric.value: value for metric, value in scores.items()}
+                row = {"case": case.case_id, "method": name, "protocol": protocol.value, "region": region.value}
+                rows.append({**row, **values})
     return rows
+
+
+def _brain_intensities(case: CaseVolumes, predictions: dict[str, np.ndarray]) -> dict[tuple[str, str], BrainIntensity]:
+    """By (case, method): the brain's median and 90th percentile on the model scale, the real target's included."""
+    volumes = {REAL: case.target, **predictions}
+    return {(case.case_id, name): brain_intensity(volume, case.mask) for name, volume in volumes.items()}
 
 
 def _add_spectra(
@@ -201,24 +136,27 @@ def evaluate(
     data_dir: str | os.PathLike[str],
     output_dir: str | os.PathLike[str],
     case_ids: SequenceOf[str] = (),
-    mean_from: str | os.PathLike[str] | None = None,
+    fit_from: str | os.PathLike[str] | None = None,
     device: str = "auto",
     batch_size: int | None = None,
     overwrite: bool = False,
     precision: Precision | str = Precision.AUTO,
     uncertainty: bool = False,
 ) -> EvaluationResult:
-    """Score models and the trivial baselines on the cases of ``data_dir``; write the report.
+    """Score models and the baselines on the cases of ``data_dir`` under both protocols; write the report.
 
     Args:
         model_paths: model files; all must synthesize the same single target with the same
             normalization and slice axis. The first one is the reference of the Table-1 p-values.
         data_dir: folder of case folders with the models' sources, the target and optionally labels.
-        output_dir: where ``metrics.csv``, ``summary.json``, ``table.md``, ``spectrum.png``,
-            ``spectrum.csv`` and ``examples.png`` are written.
+        output_dir: where ``metrics.csv`` (a row per case, protocol, method and region),
+            ``summary.json``, ``table.md`` (a table per protocol), ``calibration.csv`` and
+            ``calibration.png`` (the brain's median and 90th percentile per method and case),
+            ``spectrum.png``, ``spectrum.csv`` and ``examples.png`` are written.
         case_ids: evaluate only these cases (default: all).
-        mean_from: folder of cases (e.g. the training data) whose mean target intensity the mean
-            imputation uses; default: the other evaluated cases.
+        fit_from: folder of cases (e.g. the training data) the mean imputation and the
+            learned-linear map are fitted on; default: leave-one-out over the evaluated cases
+            (both skipped, with a warning, for a single case).
         device: ``auto``, ``cpu`` or ``cuda``.
         batch_size: slices per forward pass (``None``: 1 on the CPU, 4 on CUDA).
         overwrite: replace the files of an earlier evaluation in ``output_dir``.
@@ -249,13 +187,14 @@ def evaluate(
         CopySource(models[0].card.sources[0], normalization),
         ZeroImputation(),
     ]
-    mean = _mean_imputation(cases, Path(mean_from) if mean_from else None, sources, target, normalization)
-    methods.extend([mean] if mean is not None else [])
+    fitted = fit_baselines(cases, Path(fit_from) if fit_from else None, sources, target, normalization)
+    methods.extend([fitted.mean, fitted.linear] if fitted is not None else [])
 
     rows: list[dict[str, Any]] = []
     spectra: dict[str, SpectrumAccumulator] = {}
     examples: list[Example] = []
     calibrations: dict[tuple[str, str], UncertaintyCalibration] = {}
+    intensities: dict[tuple[str, str], BrainIntensity] = {}
     for number, case in enumerate(cases, start=1):
         logger.info("evaluating case %d of %d: %s", number, len(cases), case.case_id)
         volumes = load_case_volumes(case, sources, target, normalization)
@@ -269,13 +208,19 @@ def evaluate(
             else:
                 predictions[method.name] = method.predict(volumes)
         rows.extend(_score_rows(volumes, predictions, axis))
+        intensities.update(_brain_intensities(volumes, predictions))
         _add_spectra(spectra, volumes, predictions, axis)
         if len(examples) < EXAMPLE_LIMIT:
             examples.append(_example(volumes, predictions, axis))
     described = {method.name: method.description for method in methods}
     files, summary = write_report(output_dir, rows, described, spectra, REAL, examples, target)
+    summary["baselines"] = fitted.to_dict() if fitted is not None else None
+    title = f"{target.display_name}: brain intensities of each method against the real target"
+    calibration_files, summary["calibration"] = write_intensity_calibration(output_dir, intensities, REAL, title)
+    files.update(calibration_files)
     if uncertainty:
         uncertainty_files, summary["uncertainty"] = write_uncertainty_report(output_dir, calibrations, target)
         files.update(uncertainty_files)
-        (output_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    files["summary.json"] = output_dir / "summary.json"
+    files["summary.json"].write_text(json.dumps(summary, indent=2) + "\n")
     return EvaluationResult(output_dir, files, summary)

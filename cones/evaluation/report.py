@@ -1,9 +1,12 @@
-"""The files of an evaluation: per-case scores, the summary with Wilcoxon tests, a Table-1, spectra, examples."""
+"""The files of an evaluation: per-case scores, the summary with Wilcoxon tests, Table-1s, spectra, examples.
+
+Every score exists under both intensity protocols (:mod:`cones.evaluation.protocols`), so the
+summary holds one section and ``table.md`` one table per protocol.
+"""
 
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Mapping
 from collections.abc import Sequence as SequenceOf
 from dataclasses import dataclass
@@ -13,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from cones.evaluation.protocols import IntensityProtocol
 from cones.metrics import (
     HIGH_FREQUENCY,
     Metric,
@@ -113,33 +117,37 @@ def _p_value(summary: Mapping[str, Any], region: str, metric: str, first: str, s
     return None
 
 
-def markdown_table(summary: Mapping[str, Any], reference: str) -> str:
+def markdown_table(summary: Mapping[str, Any], reference: str, protocol: IntensityProtocol) -> str:
     """A Table-1-style markdown table: mean ± std per method, p-value of the Wilcoxon test against ``reference``.
 
     Columns: PSNR (dB) and SSIM of the whole image and of the tumour's bounding box (when the cases
-    have labels), the brain MAE, and the spectral distance to the real images at high frequencies.
+    have labels), the brain MAE under ``protocol``, and on the model scale the spectral distance to
+    the real images at high frequencies (the spectra are taken on that scale only).
     """
-    columns = [(region.value, metric.value) for region, metric in _TABLE_COLUMNS if region.value in summary["scores"]]
+    section = summary["protocols"][protocol.value]
+    columns = [(region.value, metric.value) for region, metric in _TABLE_COLUMNS if region.value in section["scores"]]
     columns.append((Region.BRAIN.value, Metric.MAE.value))
     header = [f"{metric.upper()} {region.replace('_', ' ')}" for region, metric in columns]
+    spectral = protocol is IntensityProtocol.MODEL_SCALE
     lines = [
-        "| method | " + " | ".join(header) + " | spectral distance (≥ 0.25 cyc/px) |",
-        "|---|" + "---:|" * (len(columns) + 1),
+        "| method | " + " | ".join(header) + (" | spectral distance (≥ 0.25 cyc/px) |" if spectral else " |"),
+        "|---|" + "---:|" * (len(columns) + spectral),
     ]
     for method in summary["methods"]:
         cells = []
         for region, metric in columns:
-            entry = summary["scores"][region].get(method, {}).get(metric)
+            entry = section["scores"][region].get(method, {}).get(metric)
             if entry is None:
                 cells.append("-")
                 continue
             digits = 2 if metric == Metric.PSNR.value else 3
             mean = "inf" if entry["mean"] is None else f"{entry['mean']:.{digits}f}"
             cell = mean if entry["std"] is None else f"{mean} ± {entry['std']:.{digits}f}"
-            p_value = None if method == reference else _p_value(summary, region, metric, method, reference)
+            p_value = None if method == reference else _p_value(section, region, metric, method, reference)
             cells.append(cell + (f" (p={p_value:.3g})" if p_value is not None else ""))
-        spectral = summary["spectrum"]["distances"].get(method, {}).get("high_frequency")
-        cells.append(f"{spectral:.3f}" if spectral is not None else "-")
+        if spectral:
+            distance = summary["spectrum"]["distances"].get(method, {}).get("high_frequency")
+            cells.append(f"{distance:.3f}" if distance is not None else "-")
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -244,11 +252,13 @@ def write_report(
     examples: SequenceOf[Example],
     target: Sequence,
 ) -> tuple[dict[str, Path], dict[str, Any]]:
-    """Write every evaluation file into ``output_dir``; return the paths by kind and the summary.
+    """Write the scores, tables and figures into ``output_dir``; return the paths by name and the summary.
+
+    The caller adds its own sections to the summary and writes ``summary.json``.
 
     Args:
         output_dir: created if missing.
-        rows: per case, method and region: the scores.
+        rows: per case, protocol, method and region: the scores.
         methods: method name -> description, in report order; the first is the reference of the table.
         spectra: accumulated spectra of the real target (``real``) and of every method.
         real: the name of the real target among ``spectra``.
@@ -257,23 +267,33 @@ def write_report(
     """
     output_dir.mkdir(parents=True, exist_ok=True)
     files = {
-        name: output_dir / name
-        for name in ("metrics.csv", "summary.json", "table.md", "spectrum.csv", "spectrum.png", "examples.png")
+        name: output_dir / name for name in ("metrics.csv", "table.md", "spectrum.csv", "spectrum.png", "examples.png")
     }
+    fields = ["case", "method", "protocol", "region", *(m.value for m in Metric)]
     with files["metrics.csv"].open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["case", "method", "region", *(m.value for m in Metric)])
+        writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)
+    protocols = {
+        protocol.value: {
+            "intensities": protocol.description,
+            **summarize([row for row in rows if row["protocol"] == protocol.value], list(methods)),
+        }
+        for protocol in IntensityProtocol
+    }
     summary = {
         "target": target.value,
         "cases": sorted({row["case"] for row in rows}),
-        "intensities": "prediction and real target on the model's output scale divided by it: [0, 1]",
         "methods": dict(methods),
-        **summarize(rows, list(methods)),
+        "protocols": protocols,
         "spectrum": _spectrum_summary(spectra, real),
     }
-    files["summary.json"].write_text(json.dumps(summary, indent=2) + "\n")
-    files["table.md"].write_text(markdown_table(summary, reference=next(iter(methods))) + "\n")
+    reference = next(iter(methods))
+    tables = [
+        f"## {protocol.title}\n\n{protocol.description}.\n\n{markdown_table(summary, reference, protocol)}"
+        for protocol in IntensityProtocol
+    ]
+    files["table.md"].write_text("\n\n".join(tables) + "\n")
     _write_spectra(spectra, real, files["spectrum.csv"], files["spectrum.png"])
     _plot_examples(examples, files["examples.png"], f"{target.display_name}: real and synthesized, [0, 1] window")
     return files, summary
