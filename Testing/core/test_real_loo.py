@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from synthetic_cases import write_case
 
 from cones.data import find_cases
-from synthetic_cases import write_case
 
 SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "real_loo.py"
 
