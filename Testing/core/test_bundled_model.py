@@ -40,7 +40,8 @@ def test_bundled_model_is_a_small_lite_t1ce_model() -> None:
 
 def test_demo_writes_volumes_panel_and_metrics(demo) -> None:
     metrics = json.loads(demo.metrics.read_text())
-    assert set(metrics["cones"]) == {"psnr", "ssim", "mae"} and metrics["seed"] == FRESH_SEED
+    assert metrics["seed"] == FRESH_SEED
+    assert set(metrics["protocols"]["model_scale"]["scores"]["cones"]) == {"psnr", "ssim", "mae"}
     synthesized = sitk.ReadImage(str(demo.synthesized))
     reference = sitk.ReadImage(str(next(demo.case_dir.glob("*_t1.nii.gz"))))
     assert synthesized.GetSize() == reference.GetSize() and synthesized.GetOrigin() == reference.GetOrigin()
@@ -58,8 +59,26 @@ def test_demo_marks_the_synthesized_t1ce_and_writes_its_sidecar(demo) -> None:
     assert sidecar["options"]["demo_seed"] == FRESH_SEED
 
 
+def test_demo_scores_both_protocols_and_the_linear_baseline(demo) -> None:
+    metrics = json.loads(demo.metrics.read_text())
+    assert list(metrics["protocols"]) == ["model_scale", "own_percentiles"]
+    for protocol, section in metrics["protocols"].items():
+        assert section["scores"] == demo.scores[protocol]  # JSON keeps every digit of a float
+        assert set(section["scores"]) == {"cones", "copy_t1", "linear"}
+    model_scale, own = demo.scores["model_scale"], demo.scores["own_percentiles"]
+    # T1 and T1ce are already normalized by their own percentiles: only the model's output changes scale
+    assert own["copy_t1"] == pytest.approx(model_scale["copy_t1"], rel=1e-4)
+    assert own["cones"]["mae"] != pytest.approx(model_scale["cones"]["mae"], rel=1e-3)
+    assert model_scale["linear"]["psnr"] > model_scale["copy_t1"]["psnr"] + 3.0  # it learns the contrast
+    assert "CONES-SAMPLE-000 of sample-data seed 1000" in metrics["linear"]["fitted_on"]
+    assert set(metrics["linear"]["coefficients"]) == {"t1", "t2", "flair"}
+    intensity = metrics["brain_intensity"]
+    assert {"real", "cones", "copy_t1", "linear"} <= set(intensity)
+    assert 0 < intensity["real"]["median"] < intensity["real"]["p90"] <= 1
+
+
 def test_bundled_model_beats_copying_t1_inside_the_brain(demo) -> None:
-    cones, copied = demo.scores["cones"], demo.scores["copy_t1"]
+    cones, copied = demo.scores["model_scale"]["cones"], demo.scores["model_scale"]["copy_t1"]
     assert cones["psnr"] > copied["psnr"] + 3.0
     assert cones["ssim"] > copied["ssim"]
     assert cones["mae"] < copied["mae"]

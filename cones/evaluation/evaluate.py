@@ -1,4 +1,4 @@
-"""``cones evaluate``: score models and trivial baselines on held-out cases, with statistics and spectra.
+"""``cones evaluate``: score models and baselines on held-out cases, with statistics and spectra.
 
 One pass over the cases synthesizes every model's prediction, scores it in every region
 (:mod:`cones.metrics.regions`; SSIM in 2D along the models' slice axis, since they translate
