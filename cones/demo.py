@@ -513,7 +513,10 @@ def main(argv: SequenceOf[str] | None = None) -> int:
         for protocol, methods in result.scores.items()
     }
     print(json.dumps(rounded, indent=2))
-    written = (result.synthesized, result.sidecar, result.panel, result.case_figure, result.metrics, result.case_dir)
+    written = (
+        result.synthesized, result.sidecar, result.uncertainty, result.enhancement, result.panel,
+        result.uncertainty_figure, result.case_figure, result.metrics, result.case_dir,
+    )  # fmt: skip
     print(f"results in {result.output_dir.resolve()}: {', '.join(path.name for path in written)}")
     return 0
 
