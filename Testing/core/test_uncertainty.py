@@ -125,10 +125,14 @@ def synthesize(model: Path, case: Path, output: Path, *extra: str) -> int:
     )
 
 
-def test_synthesize_writes_both_maps_marked_on_the_output_grid(tiny_model: Path, case: Path, tmp_path: Path) -> None:
+def test_synthesize_writes_both_maps_marked_on_the_output_grid(
+    tiny_model: Path, case: Path, tmp_path: Path, snapshot
+) -> None:
     output, uncertainty, enhancement = tmp_path / "t1ce.nii.gz", tmp_path / "u.nrrd", tmp_path / "e.nii.gz"
     extra = ("--uncertainty-output", str(uncertainty), "--enhancement-output", str(enhancement))
+    inputs = snapshot(case)
     assert synthesize(tiny_model, case, output, *extra) == 0
+    assert snapshot(case) == inputs, "writing the maps changed an input"
     marking = synthetic_marking(Sequence.T1CE, file_sha256(tiny_model))
     assert sitk.ReadImage(str(uncertainty)).GetMetaData("CoNeS.Synthetic") == uncertainty_marking(marking)
     assert nib.load(enhancement).header["descrip"].item().decode() == enhancement_marking(marking)
@@ -209,9 +213,10 @@ def test_enhancement_needs_a_t1ce_model_with_a_t1_source(
     assert not (tmp_path / "f.nii.gz").exists() and not (tmp_path / "e.nii.gz").exists()
 
 
-def test_evaluate_scores_the_uncertainty_of_every_model(tiny_model: Path, tmp_path: Path) -> None:
+def test_evaluate_scores_the_uncertainty_of_every_model(tiny_model: Path, tmp_path: Path, snapshot) -> None:
     data = write_dataset(tmp_path / "data", cases=2)
     output = tmp_path / "evaluation"
+    cases = snapshot(data)
     assert (
         main(
             [
@@ -238,3 +243,4 @@ def test_evaluate_scores_the_uncertainty_of_every_model(tiny_model: Path, tmp_pa
     assert (output / "uncertainty_calibration.png").stat().st_size > 1000
     summary = json.loads((output / "summary.json").read_text())
     assert len(summary["uncertainty"]["per_case"]) == 2
+    assert snapshot(data) == cases, "the evaluation changed a case file"
