@@ -330,7 +330,9 @@ def _evaluate(args: argparse.Namespace) -> None:
 def _sample_data(args: argparse.Namespace) -> None:
     from cones.sample_data import SampleDataConfig, write_sample_dataset
 
-    config = SampleDataConfig(shape=tuple(args.size), spacing_mm=args.spacing)
+    config = SampleDataConfig(
+        shape=tuple(args.size), spacing_mm=args.spacing, acquisition_variation=args.acquisition_variation
+    )
     motion = {"max_rotation_deg": args.max_rotation, "max_translation_mm": args.max_translation}
     motion = {name: value for name, value in motion.items() if value is not None}
     if not args.raw:
@@ -531,6 +533,14 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--size", type=_size, default=(240, 240, 155), help="grid in voxels, e.g. 240x240x155")
     sample.add_argument("--spacing", type=float, default=1.0, help="isotropic voxel size in mm")
     sample.add_argument("--overwrite", action="store_true", help="replace case folders that already exist")
+    sample.add_argument(
+        "--acquisition-variation",
+        type=float,
+        default=0.0,
+        metavar="V",
+        help="domain randomization: per case, scale each sequence's TR and TE and the contrast dose by factors in"
+        " [1/(1+V), 1+V] (default 0: the same protocols for every case; not with --raw)",
+    )
     sample.add_argument(
         "--raw",
         action="store_true",

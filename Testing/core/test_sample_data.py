@@ -17,7 +17,7 @@ from scipy import ndimage
 from cones.sample_data import BRATS_LABELS, SampleCase, SampleDataConfig, Tissue, generate_case, write_sample_dataset
 from cones.sample_data.case import build_case
 from cones.sample_data.dataset import case_seed
-from cones.sample_data.signal import PROTOCOLS, spin_echo
+from cones.sample_data.signal import PROTOCOLS, spin_echo, varied_protocol
 from cones.sample_data.template import Template, load_template
 from cones.sequences import Sequence
 
@@ -161,6 +161,38 @@ def test_protocols_flair_inversion_time_nulls_csf_and_spin_echo_matches_hand_val
     assert spin_echo(0.7, 800.0, 80.0, tr_ms=500.0, te_ms=10.0) == pytest.approx(expected)
 
 
+def test_varied_protocol_scales_tr_and_te_and_retimes_flair_to_keep_csf_null() -> None:
+    flair = varied_protocol(PROTOCOLS[Sequence.FLAIR], 0.7, 1.2)
+    assert flair.repetition_ms == pytest.approx(0.7 * PROTOCOLS[Sequence.FLAIR].repetition_ms)
+    assert flair.echo_ms == pytest.approx(1.2 * PROTOCOLS[Sequence.FLAIR].echo_ms)
+    assert flair.inversion_ms != PROTOCOLS[Sequence.FLAIR].inversion_ms
+    assert abs(float(flair.signal(Tissue.CSF))) < 1e-12
+    t1ce = varied_protocol(PROTOCOLS[Sequence.T1CE], 1.5, 1.0)
+    assert t1ce.post_contrast and t1ce.inversion_ms is None
+
+
+def test_acquisition_variation_gives_each_case_its_own_contrast_and_keeps_the_anatomy(template: Template) -> None:
+    """Varied cases differ in grey/white contrast and in T1ce against T1; their anatomy and labels do not."""
+    varied = dataclasses.replace(CLEAN, acquisition_variation=0.6)
+    fixed = build_case("a", 0, CLEAN, template)
+    cases = [build_case("a", seed, varied, template) for seed in (0, 1, 2)]
+    np.testing.assert_array_equal(cases[0].label, fixed.label)
+    np.testing.assert_array_equal(cases[0].tissues[Tissue.GREY_MATTER], fixed.tissues[Tissue.GREY_MATTER])
+
+    def contrast(case: SampleCase, sequence: Sequence) -> float:
+        wm, gm = _normal(case, Tissue.WHITE_MATTER), _normal(case, Tissue.GREY_MATTER)
+        return _mean(case, sequence, wm) / _mean(case, sequence, gm)
+
+    t1ce_contrasts = [contrast(case, Sequence.T1CE) for case in cases]
+    assert max(t1ce_contrasts) - min(t1ce_contrasts) > 0.02
+    without = cases[0].brain_mask & (cases[0].contrast_mm == 0)
+    assert not np.allclose(cases[0].images[Sequence.T1CE][without], cases[0].images[Sequence.T1][without])
+    for case in cases:
+        wm, csf = _normal(case, Tissue.WHITE_MATTER), _normal(case, Tissue.CSF)
+        assert _mean(case, Sequence.FLAIR, csf) < 0.5 * _mean(case, Sequence.FLAIR, wm)
+        assert contrast(case, Sequence.T1) > 1.0 and contrast(case, Sequence.T1CE) > 1.0  # still T1-weighted
+
+
 def test_generate_case_mass_effect_pushes_tissue_outward_by_the_displaced_volume(template: Template) -> None:
     fixed = dataclasses.replace(SMALL, tumour_radius_mm=(20.0, 20.0))
     pushed = build_case("a", 0, fixed, template)
@@ -227,6 +259,8 @@ def test_write_sample_dataset_rejects_an_empty_dataset(tmp_path: Path) -> None:
         ({"translation_mm": -2.0}, r"translation_mm must be in"),
         ({"noise_level": -0.1}, r"noise_level must be in \[0.0, inf\], got -0.1"),
         ({"bias_field_strength": -0.5}, r"bias_field_strength must be in"),
+        ({"acquisition_variation": -0.1}, r"acquisition_variation must be in \[0.0, 2.0\]"),
+        ({"acquisition_variation": 3.0}, r"acquisition_variation must be in"),
     ],
 )
 def test_sample_data_config_rejects_bad_values(changes: dict[str, object], match: str) -> None:

@@ -219,6 +219,9 @@ def test_sample_data_raw_writes_raw_cases_with_the_requested_motion(tmp_path: Pa
     assert 2.0 <= rotation_deg <= 4.0 and 1.5 <= shift_mm <= 3.0
     assert main(arguments) == 2, "existing case folders are kept"
     assert main(["sample-data", "--out", str(tmp_path / "prepared"), "--max-rotation", "4"]) == 2
+    varied = ["sample-data", "--out", str(tmp_path / "varied"), "--raw", "--acquisition-variation", "0.5"]
+    assert main(varied) == 2, "the skull and scalp are simulated with the fixed protocols"
+    assert not (tmp_path / "varied").exists()
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ from cones.sample_data.enhancement import ENHANCING_TUMOUR_MM, normal_enhancemen
 from cones.sample_data.fields import GridAxes
 from cones.sample_data.geometry import brats_affine, output_grid, random_warp
 from cones.sample_data.scanner import bias_field, rician_noise
-from cones.sample_data.signal import PROTOCOLS, Tissue, mixed_signal
+from cones.sample_data.signal import PROTOCOLS, Protocol, Tissue, mixed_signal, varied_protocol
 from cones.sample_data.template import Template
 from cones.sample_data.tumour import TumourZones, draw_tumour
 from cones.sequences import Sequence
@@ -30,7 +30,8 @@ __all__ = ["BRATS_LABELS", "SampleCase", "build_case"]
 BRATS_LABELS = {"necrosis": 1, "oedema": 2, "enhancing": 4}  # BraTS 2018-2021 label values (3 is unused)
 _RECEIVER_GAIN = 1000.0  # arbitrary scanner units; the same for all sequences, so T1 and T1ce are comparable
 _HEALTHY = (Tissue.CSF, Tissue.GREY_MATTER, Tissue.WHITE_MATTER)
-_STREAMS = ("pose", "tumour", "zones", "vessels", "scanner")
+_STREAMS = ("pose", "tumour", "zones", "vessels", "scanner", "acquisition")
+"""Independent random streams, one per stage; a new stage is appended, so earlier streams keep their draws."""
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class SampleCase:
         brain_mask: True inside the brain.
         tissues: ground-truth volume fraction of each tissue; they sum to 1 inside the brain.
         contrast_mm: gadolinium concentration in mmol/L (enhancing rim, vessels, meninges), the only
-            place where T1ce differs from T1 beyond bias and noise.
+            place where T1ce differs from T1 beyond bias and noise (with the default, fixed acquisition).
         affine: 4x4 voxel-to-RAS matrix in the BraTS header convention.
     """
 
@@ -72,11 +73,12 @@ def build_case(case_id: str, seed: int, config: SampleDataConfig, template: Temp
     wm_share[brain] = healthy[Tissue.WHITE_MATTER]
     zones = tumour.zones(streams["zones"], grid, wm_share, config.spacing_mm)
     fractions = _tissue_fractions(healthy, zones, brain)
+    protocols, dose = _draw_acquisition(streams["acquisition"], config.acquisition_variation)
     normal = normal_enhancement(streams["vessels"], grid, brain, fractions[Tissue.CSF], config.spacing_mm)
-    normal *= 1.0 - zones.core[brain]
+    normal *= np.float32(dose) * (1.0 - zones.core[brain])
     concentration = {tissue: normal for tissue in Tissue if tissue is not Tissue.ENHANCING}
-    concentration[Tissue.ENHANCING] = normal + np.float32(ENHANCING_TUMOUR_MM) * zones.uptake[brain]
-    images = _acquire(streams["scanner"], grid, brain, fractions, concentration, config)
+    concentration[Tissue.ENHANCING] = normal + np.float32(dose * ENHANCING_TUMOUR_MM) * zones.uptake[brain]
+    images = _acquire(streams["scanner"], grid, brain, fractions, concentration, protocols, config)
     contrast = sum(fractions[tissue] * concentration[tissue] for tissue in Tissue)
     return SampleCase(
         case_id=case_id,
@@ -87,6 +89,23 @@ def build_case(case_id: str, seed: int, config: SampleDataConfig, template: Temp
         contrast_mm=_embed(contrast, brain),
         affine=brats_affine(config),
     )
+
+
+def _draw_acquisition(rng: np.random.Generator, variation: float) -> tuple[dict[Sequence, Protocol], float]:
+    """Per sequence, the protocol (TR and TE each scaled by their own factor), and the gadolinium dose factor.
+
+    Factors are log-uniform in [1 / (1 + variation), 1 + variation]; ``variation`` 0 draws nothing
+    and keeps the textbook protocols, so default datasets stay what they were.
+    """
+    if variation == 0:
+        return dict(PROTOCOLS), 1.0
+    spread = np.log1p(variation)
+
+    def factor() -> float:
+        return float(np.exp(rng.uniform(-spread, spread)))
+
+    protocols = {sequence: varied_protocol(PROTOCOLS[sequence], factor(), factor()) for sequence in Sequence}
+    return protocols, factor()
 
 
 def _healthy_fractions(template: Template, points: np.ndarray) -> dict[Tissue, np.ndarray]:
@@ -131,12 +150,13 @@ def _acquire(
     brain: np.ndarray,
     fractions: dict[Tissue, np.ndarray],
     concentration: dict[Tissue, np.ndarray],
+    protocols: dict[Sequence, Protocol],
     config: SampleDataConfig,
 ) -> dict[Sequence, np.ndarray]:
     """Each sequence: signal equation, its own coil bias, Rician noise scaled to its white matter signal."""
     images = {}
     for sequence, stream in zip(Sequence, rng.spawn(len(Sequence)), strict=True):
-        protocol = PROTOCOLS[sequence]
+        protocol = protocols[sequence]
         signal = mixed_signal(protocol, fractions, concentration) * np.float32(_RECEIVER_GAIN)
         signal *= bias_field(stream, grid, config.bias_field_strength)[brain]
         sigma = config.noise_level * _RECEIVER_GAIN * float(protocol.signal(Tissue.WHITE_MATTER))

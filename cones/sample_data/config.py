@@ -43,6 +43,12 @@ class SampleDataConfig(JsonConfig):
             sequence (0.03 means an SNR of about 33 in white matter).
         bias_field_strength: peak log-amplitude of the multiplicative coil bias; 0.15 means intensities vary
             between exp(-0.15) and exp(0.15) times their true value across the brain.
+        acquisition_variation: domain randomization of the acquisition, per case. 0 (the default)
+            gives every case the same textbook protocols; ``v > 0`` multiplies each sequence's TR and
+            TE, and the gadolinium dose, by factors drawn log-uniformly from [1 / (1 + v), 1 + v],
+            T1 and T1ce separately (pre- and post-contrast scans are often different sequences), and
+            re-times FLAIR's inversion to keep CSF dark. Real scans differ in exactly these ways, and
+            a model that only ever saw one look learns that look's intensity calibration.
     """
 
     shape: tuple[int, int, int] = (240, 240, 155)
@@ -56,6 +62,7 @@ class SampleDataConfig(JsonConfig):
     translation_mm: float = 4.0
     noise_level: float = 0.03
     bias_field_strength: float = 0.15
+    acquisition_variation: float = 0.0
 
     def __post_init__(self) -> None:
         if len(self.shape) != 3 or not all(isinstance(size, int) and size >= _MIN_SIZE for size in self.shape):
@@ -67,6 +74,7 @@ class SampleDataConfig(JsonConfig):
         _require_within(self, "mass_effect", self.mass_effect, 0.0, 1.0)
         _require_within(self, "scaling", self.scaling, 0.0, 0.5)
         _require_within(self, "rotation_deg", self.rotation_deg, 0.0, 45.0)
+        _require_within(self, "acquisition_variation", self.acquisition_variation, 0.0, 2.0)
         for name in ("deformation_mm", "translation_mm", "noise_level", "bias_field_strength"):
             _require_within(self, name, getattr(self, name), 0.0, float("inf"))
 

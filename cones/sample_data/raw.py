@@ -220,10 +220,13 @@ def write_raw_dataset(
         The case folders, in order.
 
     Raises:
-        ValueError: ``num_cases`` is below 1.
+        ValueError: ``num_cases`` is below 1, or ``config`` varies the acquisition (the scalp and skull
+            are simulated with the fixed protocols, so a varied brain would not match its head).
         FileExistsError: a case folder exists and ``overwrite`` is False; nothing is written then.
     """
     config = config or SampleDataConfig()
+    if config.acquisition_variation:
+        raise ValueError("raw cases are acquired with the fixed protocols: acquisition_variation must be 0")
     case_ids = new_case_ids(Path(out_dir), num_cases, overwrite)
     template = load_template(config.spacing_mm)
     folders = []

@@ -21,7 +21,7 @@ necrosis most.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from types import MappingProxyType
 
@@ -40,6 +40,7 @@ __all__ = [
     "mixed_signal",
     "null_inversion_time",
     "spin_echo",
+    "varied_protocol",
 ]
 
 RELAXIVITY_PER_MM_MS = 4.0e-3  # r1 of gadoterate / gadobutrol at 3 T, about 4 L/(mmol s), in 1/(mM ms)
@@ -167,3 +168,14 @@ def mixed_signal(
     for tissue, fraction in fractions.items():
         total += fraction * np.asarray(protocol.signal(tissue, concentration_mm.get(tissue, 0.0)), dtype=np.float32)
     return total
+
+
+def varied_protocol(protocol: Protocol, repetition_factor: float, echo_factor: float) -> Protocol:
+    """``protocol`` with TR and TE scaled (domain randomization); an inversion is re-timed to keep nulling CSF."""
+    repetition_ms = protocol.repetition_ms * repetition_factor
+    inversion_ms = None
+    if protocol.inversion_ms is not None:
+        inversion_ms = null_inversion_time(TISSUE_PROPERTIES[Tissue.CSF].t1_ms, repetition_ms)
+    return replace(
+        protocol, repetition_ms=repetition_ms, echo_ms=protocol.echo_ms * echo_factor, inversion_ms=inversion_ms
+    )
