@@ -312,6 +312,7 @@ def _evaluate(args: argparse.Namespace) -> None:
         overwrite=args.overwrite,
         precision=args.precision,
         uncertainty=args.uncertainty,
+        ceiling=args.ceiling,
     )
     print((result.output_dir / "table.md").read_text(), end="")
     means = result.summary["calibration"]["mean"].items()
@@ -523,6 +524,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also score each model's uncertainty map against its error (uncertainty.csv, uncertainty_calibration.png;"
         " about 4x the synthesis time)",
+    )
+    evaluation.add_argument(
+        "--ceiling",
+        action="store_true",
+        help="also score linear_ceiling, the linear map fitted on each case's own target (a ceiling, not a method)",
     )
     evaluation.set_defaults(handler=_evaluate)
 

@@ -256,6 +256,24 @@ def test_evaluate_one_case_fits_the_baselines_on_the_given_cases(
     assert "±" not in table and "(p=" not in table
 
 
+def test_evaluate_ceiling_scores_the_per_case_linear_map_at_or_above_the_learned_one(
+    setup: dict[str, Path], tmp_path: Path
+) -> None:
+    """On the cases it was fitted on, the ceiling's squared error is the lowest any linear map reaches."""
+    arguments = evaluate_arguments(setup, tmp_path / "ceiling", "pix2pix")
+    assert main([*arguments, "--ceiling"]) == 0
+    summary = json.loads((tmp_path / "ceiling" / "summary.json").read_text())
+    assert list(summary["methods"])[-1] == "linear_ceiling"
+    assert "ceiling, not a method" in summary["methods"]["linear_ceiling"]
+    rows = [
+        row for row in read_rows(tmp_path / "ceiling") if row["protocol"] == "model_scale" and row["region"] == "brain"
+    ]
+    psnr = {(row["case"], row["method"]): float(row["psnr"]) for row in rows}
+    for case in {row["case"] for row in rows}:
+        assert psnr[case, "linear_ceiling"] >= psnr[case, "linear"] - 0.05
+        assert psnr[case, "linear_ceiling"] > psnr[case, "mean_imputation"]
+
+
 def test_evaluate_one_case_without_fit_cases_skips_the_fitted_baselines(
     setup: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -7,7 +7,14 @@ import pytest
 
 from cones.config import NormalizationConfig
 from cones.data import normalize_volume
-from cones.evaluation.linear import LinearMap, case_equations, fit_linear_map, leave_one_out_maps, solve_linear_map
+from cones.evaluation.linear import (
+    LinearCeiling,
+    LinearMap,
+    case_equations,
+    fit_linear_map,
+    leave_one_out_maps,
+    solve_linear_map,
+)
 from cones.evaluation.methods import CaseVolumes
 from cones.sequences import Sequence
 
@@ -102,3 +109,16 @@ def test_linear_baseline_refuses_what_it_cannot_fit() -> None:
     empty_target = CaseVolumes("CASE-0", case.sources, case.target, case.mask, None, np.zeros_like(case.mask))
     with pytest.raises(ValueError, match="CASE-0: no brain voxel where the target is foreground"):
         case_equations(empty_target, SOURCES, NORMALIZATION)
+
+
+def test_the_ceiling_fits_each_case_on_its_own_target() -> None:
+    """Two cases with two relations: a map fitted on one misses the other, each case's ceiling is exact."""
+    other = ((0.05, 0.3, -0.05), 0.4)
+    first, second = linear_case("A", 0), linear_case("B", 1, relation=other)
+    ceiling = LinearCeiling(SOURCES, NORMALIZATION)
+    transferred = fit_linear_map([first], SOURCES, NORMALIZATION).predict(second.sources)
+    assert np.abs(transferred - second.target)[second.mask].mean() > 0.05
+    for case in (first, second):
+        prediction = ceiling.predict(case)
+        assert np.abs(prediction - case.target).max() < 1e-6
+        assert np.all(prediction[~case.mask] == 0)

@@ -6,7 +6,14 @@ from cones.evaluation.cases import case_volumes, load_case_volumes
 from cones.evaluation.evaluate import EvaluationResult, evaluate
 from cones.evaluation.fitted import FittedBaselines, fit_baselines
 from cones.evaluation.intensity import BrainIntensity, brain_intensity
-from cones.evaluation.linear import LearnedLinear, LinearMap, NormalEquations, fit_linear_map, leave_one_out_maps
+from cones.evaluation.linear import (
+    LearnedLinear,
+    LinearCeiling,
+    LinearMap,
+    NormalEquations,
+    fit_linear_map,
+    leave_one_out_maps,
+)
 from cones.evaluation.methods import CaseVolumes, CopySource, MeanImputation, ModelMethod, ZeroImputation
 from cones.evaluation.protocols import IntensityProtocol, on_protocol
 from cones.evaluation.report import markdown_table, summarize
@@ -19,6 +26,7 @@ __all__ = [
     "FittedBaselines",
     "IntensityProtocol",
     "LearnedLinear",
+    "LinearCeiling",
     "LinearMap",
     "MeanImputation",
     "ModelMethod",

@@ -29,6 +29,7 @@ from cones.data import CaseFiles, find_cases, require_sequences
 from cones.evaluation.cases import load_case_volumes
 from cones.evaluation.fitted import fit_baselines
 from cones.evaluation.intensity import BrainIntensity, brain_intensity, write_intensity_calibration
+from cones.evaluation.linear import LinearCeiling
 from cones.evaluation.methods import CaseVolumes, CopySource, Method, ModelMethod, ZeroImputation
 from cones.evaluation.protocols import IntensityProtocol, on_protocol
 from cones.evaluation.report import EXAMPLE_LIMIT, Example, write_report, write_uncertainty_report
@@ -142,6 +143,7 @@ def evaluate(
     overwrite: bool = False,
     precision: Precision | str = Precision.AUTO,
     uncertainty: bool = False,
+    ceiling: bool = False,
 ) -> EvaluationResult:
     """Score models and the baselines on the cases of ``data_dir`` under both protocols; write the report.
 
@@ -165,6 +167,9 @@ def evaluate(
             about 4x the synthesis time) and write how it relates to the error:
             ``uncertainty.csv`` (Spearman correlation, error of the most uncertain tenth over the least
             uncertain half, mean error per decile) and ``uncertainty_calibration.png``.
+        ceiling: also score ``linear_ceiling`` (:class:`~cones.evaluation.linear.LinearCeiling`), the
+            linear map of the sources fitted on each case's own target: how far any per-case intensity
+            recalibration could go, beside the baselines fitted on other cases.
 
     Raises:
         ValueError: no model, models that cannot be compared, unknown case ids, missing sequences.
@@ -189,6 +194,7 @@ def evaluate(
     ]
     fitted = fit_baselines(cases, Path(fit_from) if fit_from else None, sources, target, normalization)
     methods.extend([fitted.mean, fitted.linear] if fitted is not None else [])
+    methods.extend([LinearCeiling(sources, normalization)] if ceiling else [])
 
     rows: list[dict[str, Any]] = []
     spectra: dict[str, SpectrumAccumulator] = {}

@@ -33,6 +33,7 @@ __all__ = [
     "FIT_SEED",
     "MAX_VOXELS_PER_CASE",
     "LearnedLinear",
+    "LinearCeiling",
     "LinearMap",
     "NormalEquations",
     "case_equations",
@@ -215,3 +216,27 @@ class LearnedLinear:
         if case.case_id not in self.maps:
             raise ValueError(f"the linear baseline has no map for case {case.case_id}")
         return self.maps[case.case_id].predict(case.sources)
+
+
+class LinearCeiling:
+    """The best voxel-wise linear map of the sources for each case, fitted on that case's own target.
+
+    Not a method (it reads the answer) but a ceiling: what any recalibration of the sources'
+    intensities, global per case, could reach at best. Beside the learned-linear baseline it splits
+    a fold's gap into what the training cases fail to tell about this case's intensities (linear
+    against ceiling) and what only spatial context could add (a model above the ceiling).
+
+    Args:
+        sources: the source sequences the map reads.
+        normalization: how the sources are normalized (the models').
+    """
+
+    name = "linear_ceiling"
+    description = "ceiling, not a method: the least-squares linear map of the sources fitted on the case's own target"
+
+    def __init__(self, sources: SequenceOf[Sequence], normalization: NormalizationConfig) -> None:
+        self.sources, self.normalization = tuple(sources), normalization
+
+    def predict(self, case: CaseVolumes) -> np.ndarray:
+        own = solve_linear_map(case_equations(case, self.sources, self.normalization), self.sources, self.normalization)
+        return own.predict(case.sources)
