@@ -72,3 +72,29 @@ def test_fold_data_holds_the_generated_cases_once_and_each_real_training_case_re
     assert (data / "REAL-A-copy2").resolve() == (real / "REAL-A").resolve()
     fit_from = real_loo.fit_cases([real / "REAL-A"], tmp_path / "fold")
     assert [case.case_id for case in find_cases(fit_from)] == ["REAL-A"]
+
+
+def test_fold_data_can_leave_the_generated_cases_out_of_training_but_keeps_the_validation_case(
+    real_loo, tmp_path: Path
+) -> None:
+    generated, real = tmp_path / "generated", tmp_path / "real"
+    for case_id in ("GEN-0", "GEN-1", real_loo.VALIDATION_CASE):
+        write_case(generated, case_id, shape=(8, 8, 4), seed=1)
+    write_case(real, "REAL-A", shape=(8, 8, 4), seed=7)
+    for training_cases, expected in ((0, []), (1, ["GEN-0"])):
+        recipe = real_loo.Recipe(iterations=1, generated_training_cases=training_cases, real_copies=2)
+        data = real_loo.fold_data(generated, [real / "REAL-A"], recipe, tmp_path / f"fold-{training_cases}")
+        ids = sorted(case.case_id for case in find_cases(data))
+        assert ids == sorted([*expected, real_loo.VALIDATION_CASE, "REAL-A-copy1", "REAL-A-copy2"])
+
+
+def test_the_table_lists_the_ceiling_without_a_verdict(real_loo) -> None:
+    psnr = {
+        (method, protocol): 15.0
+        for method in ("cones", "linear", "copy_t1", "mean_imputation", "linear_ceiling")
+        for protocol in ("model_scale", "own_percentiles")
+    }
+    tables = {"metrics": _rows("CASE", psnr), "calibration": [], "uncertainty": []}
+    lines = real_loo.render_table({"CASE": tables}, real_loo.Recipe()).splitlines()
+    ceiling = next(line for line in lines if "| linear_ceiling |" in line)
+    assert "15.00" in ceiling and ceiling.rstrip().endswith("|  |")

@@ -4,9 +4,12 @@ Every recipe decision about real-scan quality is taken on this benchmark, never 
 alone. For each real co-registered case (a fold), a model is trained with one recipe on the
 generated cases plus the *other* real cases, then ``cones evaluate`` scores it on the case left out
 beside copy-T1, mean imputation and the learned-linear map, both fitted on the same real training
-cases (``--fit-from``), under both normalization protocols, with the uncertainty calibration. The
-script writes ``real_loo.md`` (one row per fold and method, whole brain and tumour box, every fold
-including those the model loses) and ``real_loo.json``, with the exact commands it ran.
+cases (``--fit-from``), under both normalization protocols, with the uncertainty calibration. It
+also scores ``linear_ceiling``, the linear map fitted on the left-out case itself: not a method, but
+how far a per-case intensity recalibration could go. The gap from linear to the ceiling is what two
+training cases cannot tell about a third; a model above the ceiling gains from spatial context.
+The script writes ``real_loo.md`` (one row per fold and method, whole brain and tumour box, every
+fold including those the model loses) and ``real_loo.json``, with the exact commands it ran.
 
 Example (the recipe of the held-out model of the README, 700 iterations per fold)::
 
@@ -46,6 +49,9 @@ class Recipe:
         iterations: training iterations per fold.
         generated_cases: how many cases ``cones sample-data`` generates (the last validates).
         generated_seed: their seed.
+        acquisition_variation: their domain randomization (``cones sample-data --acquisition-variation``).
+        generated_training_cases: how many of them (the first ones) enter training; 0 trains on
+            the real cases alone, still validating on the generated validation case.
         real_copies: each real training case is listed this many times, so real slices are drawn
             that much more often.
         bright_crop_fraction: share of each batch's crops centred on bright target pixels.
@@ -55,6 +61,8 @@ class Recipe:
     iterations: int = 700
     generated_cases: int = 16
     generated_seed: int = 1000
+    acquisition_variation: float = 0.0
+    generated_training_cases: int = 15
     real_copies: int = 3
     bright_crop_fraction: float = 0.25
     seed: int = 0
@@ -79,10 +87,13 @@ def link(target: Path, link_path: Path) -> None:
 
 
 def fold_data(generated: Path, real_training: SequenceOf[Path], recipe: Recipe, folder: Path) -> Path:
-    """The fold's training folder: every generated case once, each real training case ``real_copies`` times."""
+    """The fold's training folder: generated training and validation cases once, real ones ``real_copies`` times."""
     data = folder / "data"
     data.mkdir(parents=True, exist_ok=True)
-    for case in find_cases(generated):
+    generated_cases = find_cases(generated)
+    validation = [case for case in generated_cases if case.case_id == VALIDATION_CASE]
+    training = [case for case in generated_cases if case.case_id != VALIDATION_CASE]
+    for case in [*training[: recipe.generated_training_cases], *validation]:
         link(next(iter(case.sequences.values())).parent, data / case.case_id)
     for case in real_training:
         for copy in range(1, recipe.real_copies + 1):
@@ -124,7 +135,8 @@ def evaluate_fold(cones: list[str], real: Path, left_out: str, fit_from: Path, f
     """Score the fold's model and the baselines on the case left out (both protocols, uncertainty)."""
     command = [
         *cones, "evaluate", "--model", str(folder / f"{MODEL}.pt"), "--data", str(real), "--cases", left_out,
-        "--fit-from", str(fit_from), "--output", str(folder / "evaluation"), "--uncertainty", "--overwrite",
+        "--fit-from", str(fit_from), "--output", str(folder / "evaluation"), "--uncertainty", "--ceiling",
+        "--overwrite",
     ]  # fmt: skip
     run(command, folder / "log.txt")
     return [shlex.join(command)]
@@ -143,7 +155,7 @@ def fold_results(folder: Path) -> dict[str, list[dict[str, str]]]:
 
 MODEL = "cones"
 """The fold model's method name in ``cones evaluate`` (its architecture's name)."""
-METHODS = (MODEL, "linear", "copy_t1", "mean_imputation")
+METHODS = (MODEL, "linear", "copy_t1", "mean_imputation", "linear_ceiling")
 PROTOCOLS = {"model_scale": "(b) model scale", "own_percentiles": "(a) own percentiles"}
 REGIONS = {"brain": "brain", "tumour_bbox": "tumour box"}
 MARGIN_DB = 1.0
@@ -222,6 +234,14 @@ def parse_arguments(argv: SequenceOf[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--output", type=Path, required=True, help="experiment folder (data links, runs, models)")
     parser.add_argument("--folds", nargs="+", help="cases to leave out (default: every real case)")
     parser.add_argument("--iterations", type=int, default=Recipe.iterations)
+    parser.add_argument(
+        "--generated-training-cases", type=int, default=Recipe.generated_training_cases,
+        help="generated cases in each fold's training data (0: the real cases alone)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--acquisition-variation", type=float, default=Recipe.acquisition_variation,
+        help="domain randomization of the generated cases (see cones sample-data)",
+    )  # fmt: skip
     parser.add_argument("--real-copies", type=int, default=Recipe.real_copies)
     parser.add_argument("--bright-crop-fraction", type=float, default=Recipe.bright_crop_fraction)
     parser.add_argument("--device", default="cpu")
@@ -232,7 +252,13 @@ def parse_arguments(argv: SequenceOf[str] | None = None) -> argparse.Namespace:
 def main(argv: SequenceOf[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     args = parse_arguments(argv)
-    recipe = Recipe(args.iterations, real_copies=args.real_copies, bright_crop_fraction=args.bright_crop_fraction)
+    recipe = Recipe(
+        args.iterations,
+        acquisition_variation=args.acquisition_variation,
+        generated_training_cases=args.generated_training_cases,
+        real_copies=args.real_copies,
+        bright_crop_fraction=args.bright_crop_fraction,
+    )
     real_cases = {case.case_id: next(iter(case.sequences.values())).parent for case in find_cases(args.real)}
     folds = args.folds or sorted(real_cases)
     unknown = sorted(set(folds) - set(real_cases))
@@ -245,7 +271,7 @@ def main(argv: SequenceOf[str] | None = None) -> int:
     if not (generated / VALIDATION_CASE).exists():
         command = [
             *cones, "sample-data", "--out", str(generated), "--cases", str(recipe.generated_cases),
-            "--seed", str(recipe.generated_seed),
+            "--seed", str(recipe.generated_seed), "--acquisition-variation", str(recipe.acquisition_variation),
         ]  # fmt: skip
         args.output.mkdir(parents=True, exist_ok=True)
         run(command, args.output / "log.txt")
