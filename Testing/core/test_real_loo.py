@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
+from experiment_scripts import load_experiment
 from synthetic_cases import write_case
 
 from cones.data import find_cases
 
-SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "real_loo.py"
-
 
 @pytest.fixture(scope="module")
 def real_loo():
-    spec = importlib.util.spec_from_file_location("real_loo", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["real_loo"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_experiment("real_loo")
 
 
 def _rows(fold: str, psnr: dict[tuple[str, str], float], ssim: float = 0.5) -> list[dict[str, str]]:

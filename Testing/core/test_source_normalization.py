@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from experiment_scripts import load_experiment
 from synthetic_cases import write_dataset
 
 from cones.evaluation import CaseVolumes
 
-SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "source_normalization.py"
-
 
 @pytest.fixture(scope="module")
 def probe():
-    spec = importlib.util.spec_from_file_location("source_normalization", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["source_normalization"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_experiment("source_normalization")
 
 
 def _linear_case(probe, case_id: str, seed: int, normalizer) -> CaseVolumes:
