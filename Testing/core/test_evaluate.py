@@ -257,11 +257,13 @@ def test_evaluate_one_case_fits_the_baselines_on_the_given_cases(
 
 
 def test_evaluate_ceiling_scores_the_per_case_linear_map_at_or_above_the_learned_one(
-    setup: dict[str, Path], tmp_path: Path
+    setup: dict[str, Path], tmp_path: Path, snapshot
 ) -> None:
     """On the cases it was fitted on, the ceiling's squared error is the lowest any linear map reaches."""
     arguments = evaluate_arguments(setup, tmp_path / "ceiling", "pix2pix")
+    cases = snapshot(setup["data"])
     assert main([*arguments, "--ceiling"]) == 0
+    assert snapshot(setup["data"]) == cases, "the evaluation changed a case file"
     summary = json.loads((tmp_path / "ceiling" / "summary.json").read_text())
     assert list(summary["methods"])[-1] == "linear_ceiling"
     assert "ceiling, not a method" in summary["methods"]["linear_ceiling"]

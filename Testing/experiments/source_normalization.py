@@ -28,7 +28,7 @@ import numpy as np
 from cones.config import NormalizationConfig
 from cones.data import find_cases, normalize_volume, require_sequences
 from cones.evaluation import CaseVolumes, IntensityProtocol, load_case_volumes, on_protocol
-from cones.evaluation.linear import FIT_SEED, MAX_VOXELS_PER_CASE
+from cones.evaluation.linear import fit_voxels
 from cones.metrics import psnr, ssim
 from cones.sequences import Sequence
 
@@ -74,21 +74,11 @@ def design(case: CaseVolumes, normalizer: Normalizer) -> np.ndarray:
     return np.column_stack([*columns, np.ones(int(brain.sum()))])
 
 
-def fit_sample(case: CaseVolumes) -> np.ndarray:
-    """Row indices of the voxels the fit uses: the sample ``cones evaluate``'s linear map draws.
-
-    So the percentile rows reproduce its linear scores, to within 0.05 dB (here the prediction is 0
-    where the target is background, there the sources' brain decides).
-    """
-    count = int(case.target_brain.sum())
-    if count <= MAX_VOXELS_PER_CASE:
-        return np.arange(count)
-    return np.sort(np.random.default_rng(FIT_SEED).choice(count, MAX_VOXELS_PER_CASE, replace=False))
-
-
 def fit(cases: SequenceOf[CaseVolumes], rows: dict[str, np.ndarray]) -> np.ndarray:
-    """Least-squares weights over the fit samples of ``cases`` (``rows``: each case's :func:`design`)."""
-    samples = {case.case_id: fit_sample(case) for case in cases}
+    """Least-squares weights over the voxels ``cones evaluate``'s linear map is fitted on (``rows``: each
+    case's :func:`design`), so the percentile rows reproduce its linear scores, to within 0.05 dB (here
+    the prediction is 0 where the target is background, there the sources' brain decides)."""
+    samples = {case.case_id: np.searchsorted(np.flatnonzero(case.target_brain), fit_voxels(case)) for case in cases}
     design_rows = np.concatenate([rows[case.case_id][samples[case.case_id]] for case in cases])
     values = np.concatenate([case.target[case.target_brain][samples[case.case_id]] for case in cases])
     return np.linalg.lstsq(design_rows, values, rcond=None)[0]

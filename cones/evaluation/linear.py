@@ -38,6 +38,7 @@ __all__ = [
     "NormalEquations",
     "case_equations",
     "fit_linear_map",
+    "fit_voxels",
     "leave_one_out_maps",
     "solve_linear_map",
 ]
@@ -115,14 +116,8 @@ class NormalEquations:
         return NormalEquations(self.gram - other.gram, self.moment - other.moment, self.voxels - other.voxels)
 
 
-def case_equations(
-    case: CaseVolumes,
-    sources: SequenceOf[Sequence],
-    normalization: NormalizationConfig,
-    max_voxels: int = MAX_VOXELS_PER_CASE,
-    seed: int = FIT_SEED,
-) -> NormalEquations:
-    """One case's normal equations, from at most ``max_voxels`` voxels of its brain.
+def fit_voxels(case: CaseVolumes, max_voxels: int = MAX_VOXELS_PER_CASE, seed: int = FIT_SEED) -> np.ndarray:
+    """Sorted flat indices of the voxels a case contributes to a fit: its brain, sampled down to ``max_voxels``.
 
     The brain is where the sources and the real target are both foreground
     (:attr:`CaseVolumes.target_brain`): a voxel the target lacks would pull the fit towards 0.
@@ -137,6 +132,22 @@ def case_equations(
         raise ValueError(f"case {case.case_id}: no brain voxel where the target is foreground, nothing to fit")
     if voxels.size > max_voxels:
         voxels = np.sort(np.random.default_rng(seed).choice(voxels, max_voxels, replace=False))
+    return voxels
+
+
+def case_equations(
+    case: CaseVolumes,
+    sources: SequenceOf[Sequence],
+    normalization: NormalizationConfig,
+    max_voxels: int = MAX_VOXELS_PER_CASE,
+    seed: int = FIT_SEED,
+) -> NormalEquations:
+    """One case's normal equations, from the voxels :func:`fit_voxels` draws of its brain.
+
+    Raises:
+        ValueError: ``max_voxels`` is below 1, or the case's brain is empty.
+    """
+    voxels = fit_voxels(case, max_voxels, seed)
     columns = [
         normalize_volume(case.sources[s], case.mask, normalization, f"case {case.case_id} {s.value}").ravel()[voxels]
         for s in sources
@@ -238,5 +249,4 @@ class LinearCeiling:
         self.sources, self.normalization = tuple(sources), normalization
 
     def predict(self, case: CaseVolumes) -> np.ndarray:
-        own = solve_linear_map(case_equations(case, self.sources, self.normalization), self.sources, self.normalization)
-        return own.predict(case.sources)
+        return fit_linear_map([case], self.sources, self.normalization).predict(case.sources)
