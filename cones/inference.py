@@ -228,7 +228,8 @@ def _synthesize_volume(
     # A deviation on the network's [-1, 1] scale is output_scale / 2 on the output scale.
     spread = np.moveaxis(spread, 0, axis + 1) * np.float32(normalization.output_scale / 2.0)
     uncertainty = {
-        target: np.where(mask, spread[channel], np.float32(0.0)) for channel, target in enumerate(target_order)
+        target: np.where(mask, perturbations.combine(spread[channel], outputs[target]), np.float32(0.0))
+        for channel, target in enumerate(target_order)
     }
     return outputs, uncertainty
 

@@ -21,6 +21,7 @@ from cones.demo import BUNDLED_MODEL, DEMO_SEED, on_output_scale, run_demo
 from cones.inference import SynthesisOptions, synthesize_volume_with_uncertainty
 from cones.sample_data import BRATS_LABELS
 from cones.sequences import Sequence
+from cones.trust import PerturbedPasses
 
 FRESH_SEED = DEMO_SEED + 1
 
@@ -112,14 +113,15 @@ def test_demo_keeps_earlier_results_unless_asked(demo) -> None:
 
 
 def test_uncertainty_of_a_fresh_case_is_measured_marked_and_drawn(demo) -> None:
-    """The most uncertain tenth of the brain carries more error than the least uncertain half.
+    """The map ranks the error of a case the model never saw, and the error grows decile by decile.
 
-    Only that: on generated cases the error is mostly the case's acquisition noise and a global
-    intensity miscalibration, which no map of where the model is unsure can point at (Spearman 0.04
-    and 1.3x on this case; README, "Where the model is unsure"). The issue's bar (Spearman >= 0.3,
-    >= 2x) is met on real cases, checked in ``Testing/real/test_uncertainty_real.py``.
+    The ratio part of the issue's bar (the most uncertain 10 % carrying >= 2x the error of the least
+    uncertain half) is missed on generated cases (1.8x here): after each image's own percentile
+    mapping the synthesized parenchyma sits above the real one everywhere, so the error is spread
+    over the whole brain (README, "Where the model is unsure").
     """
-    assert demo.calibration.top_decile_ratio > 1.1
+    assert demo.calibration.spearman >= 0.3
+    assert demo.calibration.top_decile_ratio > 1.5
     deciles = demo.calibration.decile_errors
     assert deciles[-1] > max(deciles[:5])
     metrics = json.loads(demo.metrics.read_text())
@@ -140,7 +142,11 @@ def test_virtual_enhancement_is_bright_on_the_enhancing_rim(demo) -> None:
 
 
 def test_uncertainty_is_larger_where_inputs_were_corrupted(demo) -> None:
-    """Noise laid over a block of T2 and FLAIR, around the tumour, raises the uncertainty there."""
+    """Noise laid over a block of T2 and FLAIR, around the tumour, raises the uncertainty there.
+
+    The passes' spread rises by more than half; the whole map, which adds the calibration part
+    (proportional to the synthesized intensity, which the noise barely moves), by less but clearly.
+    """
     model = load_model(BUNDLED_MODEL, device="cpu")
     card = model.card
     case = demo.case_dir.name
@@ -164,11 +170,13 @@ def test_uncertainty_is_larger_where_inputs_were_corrupted(demo) -> None:
         corrupted[sequence] = noisy
     options = SynthesisOptions(device="cpu")
 
-    def uncertainty(sources: dict) -> np.ndarray:
+    def uncertainty(sources: dict, method: PerturbedPasses) -> np.ndarray:
         _, maps = synthesize_volume_with_uncertainty(
-            model.generator, sources, card.sources, card.targets, card.normalization, options
+            model.generator, sources, card.sources, card.targets, card.normalization, options, perturbations=method
         )
-        return maps[Sequence.T1CE]
+        return maps[Sequence.T1CE][block].mean()
 
-    clean, noisy = uncertainty(volumes), uncertainty(corrupted)
-    assert noisy[block].mean() > 1.5 * clean[block].mean()
+    spread_only = PerturbedPasses.one_per_source(len(card.sources), calibration=0.0)
+    assert uncertainty(corrupted, spread_only) > 1.5 * uncertainty(volumes, spread_only)
+    default = PerturbedPasses.one_per_source(len(card.sources))
+    assert uncertainty(corrupted, default) > 1.15 * uncertainty(volumes, default)

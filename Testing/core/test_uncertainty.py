@@ -21,6 +21,7 @@ from cones.inference import SynthesisOptions, synthesize_images, synthesize_imag
 from cones.marking import enhancement_marking, file_sha256, sidecar_path, synthetic_marking, uncertainty_marking
 from cones.sequences import Sequence
 from cones.trust import (
+    DEFAULT_CALIBRATION,
     PerturbedPasses,
     SourceGamma,
     calibrate_uncertainty,
@@ -64,6 +65,17 @@ def test_default_perturbations_are_one_pass_per_source_alternating() -> None:
         SourceGamma(0, 0.0)
     with pytest.raises(ValueError, match="at least one"):
         PerturbedPasses(())
+    with pytest.raises(ValueError, match="calibration"):
+        PerturbedPasses.one_per_source(3, calibration=-0.1)
+
+
+def test_the_map_adds_the_calibration_part_in_quadrature() -> None:
+    spread = np.array([3.0, 0.0, 4.0, 0.0], dtype=np.float32)
+    synthesized = np.array([20.0, 50.0, 0.0, 0.0], dtype=np.float32)
+    method = PerturbedPasses.one_per_source(3, calibration=0.2)
+    assert np.allclose(method.combine(spread, synthesized), [5.0, 10.0, 4.0, 0.0])
+    assert np.array_equal(PerturbedPasses.one_per_source(3, calibration=0.0).combine(spread, synthesized), spread)
+    assert method.combine(spread, synthesized).dtype == np.float32
 
 
 def test_uncertainty_leaves_the_synthesis_unchanged_and_lies_on_its_grid(tiny_model: Path, case: Path) -> None:
@@ -149,6 +161,7 @@ def test_synthesize_writes_both_maps_marked_on_the_output_grid(
     assert sidecar["uncertainty"]["path"] == str(uncertainty.resolve())
     assert sidecar["uncertainty"]["mean_in_brain"] == pytest.approx(float(u[brain].mean()), rel=1e-5)
     assert [item["source"] for item in sidecar["uncertainty"]["passes"]] == list(SOURCES)
+    assert sidecar["uncertainty"]["calibration"] == DEFAULT_CALIBRATION
     assert sidecar["virtual_enhancement"]["path"] == str(enhancement.resolve())
 
 

@@ -85,7 +85,7 @@ def test_the_uncertainty_map_is_inferno_from_zero_to_its_brain_percentile(mapped
     assert display.GetColorNodeID() == slicer.vtkMRMLColorLogic.GetFileColorNodeID("Inferno.txt")
     assert not display.GetAutoWindowLevel()
     values, brain = array(job.uncertaintyNode), array(job.outputNode) > 0
-    assert values.min() >= 0, "a root mean square deviation"
+    assert values.min() >= 0, "a root of squares"
     assert display.GetWindowLevelMin() == 0
     assert display.GetWindowLevelMax() == pytest.approx(np.percentile(values[brain], 99), rel=1e-5)
 

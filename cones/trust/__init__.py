@@ -1,9 +1,10 @@
 """What tells a reader how far to trust a synthesized image.
 
 :mod:`cones.trust.uncertainty` estimates, voxel by voxel, where the model is unsure (from the one
-model file, by test-time perturbations of its inputs); :mod:`cones.trust.enhancement` draws the
-virtual enhancement (synthesized T1ce minus T1), the subtraction image radiologists read;
-:mod:`cones.trust.calibration` measures whether an uncertainty map points at the real errors.
+model file: the spread of test-time perturbations of its inputs and the uncertainty of its
+intensity calibration); :mod:`cones.trust.enhancement` draws the virtual enhancement (synthesized
+T1ce minus T1), the subtraction image radiologists read; :mod:`cones.trust.calibration` measures
+whether an uncertainty map points at the real errors.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ _EXPORTS = {
     "synthesis_error": "calibration",
     "virtual_enhancement": "enhancement",
     "virtual_enhancement_image": "enhancement",
+    "DEFAULT_CALIBRATION": "uncertainty",
     "DEFAULT_GAMMAS": "uncertainty",
     "SourceGamma": "uncertainty",
     "PerturbedPasses": "uncertainty",

@@ -146,11 +146,17 @@ def write_trust_outputs(
         )
         values = image_to_array(uncertainty)
         brain = image_to_array(synthesized) > 0
-        passes = PerturbedPasses.one_per_source(len(provenance.card.sources)).passes
+        method = PerturbedPasses.one_per_source(len(provenance.card.sources))
         sections[UNCERTAINTY_SECTION] = {
             "path": str(path.resolve()),
-            "method": "root mean square deviation from the synthesis under a gamma change of one source per pass",
-            "passes": [{"source": provenance.card.sources[item.channel].value, "gamma": item.gamma} for item in passes],
+            "method": (
+                "root mean square deviation from the synthesis under a gamma change of one source per pass, "
+                "in quadrature with the calibration uncertainty times the synthesized intensity"
+            ),
+            "passes": [
+                {"source": provenance.card.sources[item.channel].value, "gamma": item.gamma} for item in method.passes
+            ],
+            "calibration": method.calibration,
             "units": "output scale (the synthesized volume's)",
             "mean_in_brain": float(values[brain].mean()) if brain.any() else None,
             "percentile_95_in_brain": float(np.percentile(values[brain], 95)) if brain.any() else None,
