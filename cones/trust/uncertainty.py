@@ -109,8 +109,8 @@ class PerturbedPasses:
             spread: :meth:`spread` of the passes, on the synthesized volume's scale.
             synthesized: the plain output on that scale (background 0, so the map is 0 there too).
         """
-        calibrated = np.float32(self.calibration) * synthesized.astype(np.float32)
-        return np.sqrt(np.square(spread, dtype=np.float32) + np.square(calibrated)).astype(np.float32)
+        calibrated = np.float32(self.calibration) * np.asarray(synthesized, dtype=np.float32)
+        return np.hypot(np.asarray(spread, dtype=np.float32), calibrated)
 
     def spread(
         self, network: Callable[[torch.Tensor], torch.Tensor], batch: torch.Tensor, plain: torch.Tensor
