@@ -8,13 +8,14 @@ the panel, and the logic runs ``cones synthesize`` in a background process throu
 import logging
 from pathlib import Path
 
+import qt
 import slicer
 import vtk
 from CoNeSCommon import dependencies, location
 from CoNeSCommon.about import CITATION
 from CoNeSCommon.application import choosePath, launchSlicerProcess, newWorkDirectory, runEventLoopUntil
 from CoNeSCommon.jobs import Device, JobStatus, Progress, pythonInterpreter
-from CoNeSSynthesisLib import testing, trust, volumes
+from CoNeSSynthesisLib import segmentation, testing, trust, volumes
 from CoNeSSynthesisLib.inputchecks import checkInputVolumes, describeChecks
 from CoNeSSynthesisLib.sample import SAMPLE_DATA_REQUIREMENTS, SampleCaseJob
 from CoNeSSynthesisLib.synthesis import SynthesisJob, prepareSynthesis, readModelCard
@@ -42,6 +43,9 @@ SOURCE_PARAMETERS = {
     Sequence.FLAIR: "flairVolume",
 }
 """The parameter node field that holds the volume of each sequence."""
+INPUT_CHECKS_DELAY_MS = 500
+"""Quiet time after the last change of a volume, the model or preparation before the input checks run: picking
+three volumes in a row runs them once (they take seconds on full-size volumes, in Slicer's own thread)."""
 
 
 class CoNeSSynthesis(ScriptedLoadableModule):
@@ -82,6 +86,39 @@ class CoNeSSynthesis(ScriptedLoadableModule):
             )
             + CITATION
         )
+        slicer.app.connect("startupCompleted()", registerSampleData)
+
+
+SAMPLE_DATA_CATEGORY = "CoNeS"
+"""The Sample Data module's section of the generated case."""
+
+
+def registerSampleData():
+    """Offer the generated glioma case in Slicer's Sample Data module, beside the panel's "Load sample case".
+
+    There is no file to download: the case is generated from real brain anatomy by ``cones sample-data``,
+    so the source has no URIs and its button runs :func:`generateSampleCase` (Sample Data calls a source's
+    ``customDownloader`` with the source instead of downloading).
+    """
+    import SampleData
+
+    SampleData.SampleDataLogic.registerCustomSampleDataCategory(SAMPLE_DATA_CATEGORY, title=_("CoNeS"))
+    SampleData.SampleDataLogic.registerCustomSampleDataSource(
+        category=SAMPLE_DATA_CATEGORY,
+        sampleName="CoNeSGeneratedGlioma",
+        thumbnailFileName=str(Path(__file__).parent / "Resources" / "Icons" / "CoNeSSynthesis.png"),
+        uris=[],
+        fileNames=[],
+        nodeNames=[],
+        customDownloader=generateSampleCase,
+    )
+
+
+def generateSampleCase(source=None):
+    """Sample Data's button for the generated case: open CoNeS Synthesis and generate it there, with its
+    progress and Cancel, as "Load sample case" does (``source`` is the Sample Data source, unused)."""
+    slicer.util.selectModule("CoNeSSynthesis")
+    slicer.modules.conessynthesis.widgetRepresentation().self().startSampleCase()
 
 
 @parameterNodeWrapper
@@ -149,6 +186,7 @@ class CoNeSSynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._modelSources = ()
         self._suggestedFor = None
         self._checkedFor = None
+        self._inputChecksTimer = None
 
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
@@ -157,6 +195,10 @@ class CoNeSSynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui = slicer.util.childWidgetVariables(uiWidget)
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = CoNeSSynthesisLogic()
+        self._inputChecksTimer = qt.QTimer()
+        self._inputChecksTimer.setSingleShot(True)
+        self._inputChecksTimer.setInterval(INPUT_CHECKS_DELAY_MS)
+        self._inputChecksTimer.connect("timeout()", self._showInputChecks)
         self._sourceRows = {
             Sequence.T1: (self.ui.t1Label, self.ui.t1VolumeSelector),
             Sequence.T1CE: (self.ui.t1ceLabel, self.ui.t1ceVolumeSelector),
@@ -172,9 +214,15 @@ class CoNeSSynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.initializeParameterNode()
 
     def cleanup(self):
-        """Called when the application closes: stop a running job, drop every observer."""
-        self._cancelJob()
-        self._cancelSampleJob()
+        """Called when the application closes: stop a running job and delete its files now, drop every observer.
+
+        A job's end would come through the event loop, which does not run again, so its work folder (copies
+        of the patient's scans) is deleted here rather than when the end arrives.
+        """
+        for job in (self._job, self._sampleJob):
+            if job is not None:
+                job.discard()
+        self._inputChecksTimer.stop()
         self.removeObservers()
 
     def enter(self):
@@ -223,7 +271,7 @@ class CoNeSSynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._parameterNode.modelPath != self._shownModelPath:
             self._showModel(self._parameterNode.modelPath)
         self._suggestPreparation()
-        self._showInputChecks()
+        self._inputChecksTimer.start()  # restarted by every change: the checks run once the choice settles
         self._updateButtons()
 
     def _suggestPreparation(self):
@@ -233,10 +281,23 @@ class CoNeSSynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if key == self._suggestedFor or not all(chosen.values()):
             return
         self._suggestedFor = key
-        self._parameterNode.prepareRawScans = self.logic.needsPreparation(chosen)
+        try:
+            suggested = self.logic.needsPreparation(chosen)
+        except Exception:  # whatever goes wrong must not break setup() or a selection: the choice stays the user's
+            logging.exception("cannot tell whether the chosen volumes need preparation")
+            return
+        if suggested != self._parameterNode.prepareRawScans:
+            self.ui.statusLabel.text = (
+                _("'Prepare raw scans' turned on: the chosen volumes are on different grids or not skull-stripped.")
+                if suggested
+                else _("'Prepare raw scans' turned off: the chosen volumes look co-registered and skull-stripped.")
+            )
+        self._parameterNode.prepareRawScans = suggested
 
     def _showInputChecks(self):
         """List the input checks of the chosen volumes, again whenever a volume, the model or preparation changes."""
+        if self._parameterNode is None:  # the module was left, or the scene closed, before the delay ran out
+            return
         chosen = {sequence: sourceVolumes(self._parameterNode).get(sequence.value) for sequence in self._modelSources}
         key = (
             self._parameterNode.modelPath,
@@ -254,7 +315,9 @@ class CoNeSSynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 text = self.logic.describeInputChecks(
                     self._parameterNode.modelPath, chosen, self._parameterNode.prepareRawScans
                 )
-        except ValueError as error:
+        except Exception as error:  # whatever goes wrong must not break setup(): the panel shows it instead
+            if not isinstance(error, ValueError):
+                logging.exception("cannot run the input checks")
             text = _("Input checks not run: {message}").format(message=error)
         self.ui.inputChecksLabel.text = text
 
@@ -291,7 +354,10 @@ class CoNeSSynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         ready = bool(self._modelSources) and all(chosen.get(sequence.value) for sequence in self._modelSources)
         self.ui.applyButton.text = _("Cancel") if running else _("Apply")
         self.ui.applyButton.enabled = running or (self._parameterNode is not None and ready and not generating)
-        self.ui.loadSampleCaseButton.enabled = not (running or generating)
+        self.ui.loadSampleCaseButton.text = _("Cancel sample case") if generating else _("Load sample case")
+        self.ui.loadSampleCaseButton.enabled = not running
+        prepare = self._parameterNode is not None and self._parameterNode.prepareRawScans
+        self.ui.addPreparedInputsCheckBox.enabled = prepare
         self.ui.inputsCollapsibleButton.enabled = not running
         self.ui.outputsCollapsibleButton.enabled = not running
         self.ui.advancedCollapsibleButton.enabled = not running
@@ -303,12 +369,13 @@ class CoNeSSynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._cancelJob()
             return
         with slicer.util.tryWithErrorDisplay(_("CoNeS synthesis could not start."), waitCursor=True):
-            self.logic.ensureDependencies()
-            self._showModel(self._parameterNode.modelPath)
             parameters = self._parameterNode
             segmentationModel = parameters.segmentationModelPath.strip() if parameters.segmentAfterSynthesis else None
             if segmentationModel == "":
                 raise ValueError(_("Choose a segmentation model, or untick 'Segment after synthesis'."))
+            self.logic.ensureDependencies(segmentationModel)
+            self._showModel(self._parameterNode.modelPath)
+            self.ui.processLogTextEdit.clear()
             self._job = self.logic.synthesize(
                 parameters.modelPath,
                 sourceVolumes(parameters),
@@ -324,6 +391,7 @@ class CoNeSSynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 enhancementMap=parameters.enhancementMap,
                 wait=False,
                 onProgress=self._onProgress,
+                onLog=self.ui.processLogTextEdit.appendPlainText,
                 onDone=self._onDone,
             )
             self.ui.progressBar.value = 0
@@ -336,7 +404,18 @@ class CoNeSSynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._job.cancel()
 
     def onLoadSampleCaseButton(self):
-        """Generate a sample case in the background; the logic selects its volumes when they are in the scene."""
+        """Generate a sample case; while one is generated the same button cancels it."""
+        if self._sampleJob is not None:
+            self.ui.statusLabel.text = _("Cancelling the sample case...")
+            self._cancelSampleJob()
+            return
+        self.startSampleCase()
+
+    def startSampleCase(self):
+        """Generate a sample case in the background unless one is being generated (the logic selects its volumes
+        when they are in the scene); "Load sample case" and Sample Data's button call this."""
+        if self._sampleJob is not None:
+            return
         with slicer.util.tryWithErrorDisplay(_("The sample case could not be generated."), waitCursor=True):
             self._sampleJob = self.logic.loadSampleCase(wait=False, onDone=self._onSampleCaseDone)
             self.ui.progressBar.maximum = 0  # busy: the generator reports no progress
@@ -414,9 +493,13 @@ class CoNeSSynthesisLogic(ScriptedLoadableModuleLogic):
     def getParameterNode(self):
         return CoNeSSynthesisParameterNode(super().getParameterNode())
 
-    def ensureDependencies(self):
-        """Install PyTorch and the other requirements on first use, after asking (see :mod:`dependencies`)."""
-        dependencies.ensureDependencies(Path(slicer.app.temporaryPath))
+    def ensureDependencies(self, segmentationModelPath=None):
+        """Install PyTorch and the other requirements on first use, after asking (see :mod:`dependencies`).
+
+        With a segmentation model, also what its backend needs (onnxruntime, nnunetv2), in the same dialog.
+        """
+        extra = () if segmentationModelPath is None else segmentation.segmentationRequirements(segmentationModelPath)
+        dependencies.ensureDependencies(Path(slicer.app.temporaryPath), extraRequirements=extra)
 
     def readModelCard(self, modelPath):
         """The card of a model file: its sources in channel order and its target, read without torch.
@@ -516,6 +599,7 @@ class CoNeSSynthesisLogic(ScriptedLoadableModuleLogic):
         precision=Precision.AUTO,
         uncertaintyMap=False,
         enhancementMap=False,
+        onLog=None,
     ):
         """Synthesize the model's target sequence from scalar volumes of the scene.
 
@@ -550,6 +634,7 @@ class CoNeSSynthesisLogic(ScriptedLoadableModuleLogic):
                 brain percentiles, a volume "<output> virtual enhancement" (``job.enhancementNode``). The output
                 references both maps: ``output.GetNodeReference("CoNeS.UncertaintyMap")``,
                 ``"CoNeS.VirtualEnhancementMap"``.
+            onLog: called with each output line of the process but its progress lines (the panel's process log).
 
         Raises:
             ValueError: refused input (the message names the volumes), the model file is refused, the
@@ -557,7 +642,7 @@ class CoNeSSynthesisLogic(ScriptedLoadableModuleLogic):
                 or the enhancement map is asked of a model that does not make T1ce from T1.
             RuntimeError: the synthesis failed or (``wait=True``) was cancelled.
         """
-        self.ensureDependencies()
+        self.ensureDependencies(segmentationModelPath)
         request = prepareSynthesis(
             modelPath,
             sourceVolumes,
@@ -574,13 +659,19 @@ class CoNeSSynthesisLogic(ScriptedLoadableModuleLogic):
         )
 
         def finish(job):
-            if job.status is JobStatus.SUCCEEDED and job.uncertaintyNode is not None:
-                self.showUncertainty(job.outputNode, job.uncertaintyNode)
+            if job.status is JobStatus.SUCCEEDED:
+                trust.showOnSliceViews(slicer.mrmlScene, job.outputNode, job.uncertaintyNode)
             if onDone is not None:
                 onDone(job)
 
         job = SynthesisJob(
-            slicer.mrmlScene, request, newWorkDirectory(), pythonInterpreter(), onProgress=onProgress, onDone=finish
+            slicer.mrmlScene,
+            request,
+            newWorkDirectory(),
+            pythonInterpreter(),
+            onProgress=onProgress,
+            onLog=onLog,
+            onDone=finish,
         )
         job.start(launchSlicerProcess)
         if not wait:
@@ -588,12 +679,6 @@ class CoNeSSynthesisLogic(ScriptedLoadableModuleLogic):
         runEventLoopUntil(lambda: job.status is not JobStatus.RUNNING)
         job.raiseForStatus()
         return job.outputNode if segmentationModelPath is None else (job.outputNode, job.segmentationNode)
-
-    def showUncertainty(self, synthesizedNode, uncertaintyNode):
-        """Show the uncertainty map over the synthesized volume in every slice view, translucent enough to read both."""
-        slicer.util.setSliceViewerLayers(
-            background=synthesizedNode, foreground=uncertaintyNode, foregroundOpacity=trust.UNCERTAINTY_OPACITY
-        )
 
 
 class CoNeSSynthesisTest(ScriptedLoadableModuleTest):
@@ -702,12 +787,27 @@ class CoNeSSynthesisTest(ScriptedLoadableModuleTest):
         slicer.util.selectModule("CoNeSSynthesis")
         widget = slicer.modules.conessynthesis.widgetRepresentation().self()
         case = testing.addSyntheticCase(slicer.mrmlScene, "TEST-CASE")
+        # Every choice is set, since the parameter node (a scene singleton) may keep an earlier test's values.
         parameters = widget.logic.getParameterNode()
         parameters.modelPath = self._model()
-        for sequence, node in self._sources(case).items():
-            setattr(parameters, SOURCE_PARAMETERS[Sequence(sequence)], node)
+        parameters.t1Volume = case[Sequence.T1]
+        parameters.t1ceVolume = None
+        parameters.t2Volume = case[Sequence.T2]
+        parameters.flairVolume = case[Sequence.FLAIR]
+        # The generated case's brain is far below the stripped-brain floor, so choosing it turned "Prepare raw
+        # scans" on, as for a raw scan; this test synthesizes the case as it is (no registration, no deepbet).
+        self.assertTrue(parameters.prepareRawScans)
+        parameters.prepareRawScans = False
+        parameters.addPreparedInputs = False
+        parameters.outputVolume = None
         parameters.device = Device.CPU
+        parameters.precision = Precision.FP32
+        parameters.allowResampling = False
+        parameters.strictInputChecks = False
+        parameters.segmentAfterSynthesis = False
+        parameters.segmentationModelPath = ""
         parameters.uncertaintyMap = True
+        parameters.enhancementMap = False
         self.assertFalse(widget.ui.t1VolumeSelector.isHidden())
         self.assertTrue(widget.ui.t1ceVolumeSelector.isHidden(), "T1ce is the target, not a source")
         widget.ui.applyButton.click()
@@ -716,6 +816,8 @@ class CoNeSSynthesisTest(ScriptedLoadableModuleTest):
         output = slicer.mrmlScene.GetFirstNodeByName("TEST-CASE T1ce (synthesized)")
         self.assertIsNotNone(output, widget.ui.statusLabel.text)
         self.assertEqual(widget.ui.progressBar.value, 100)
+        self.assertFalse(parameters.prepareRawScans, "the job did not switch preparation back on")
+        self.assertIsNone(slicer.mrmlScene.GetFirstNodeByName("TEST-CASE brain mask"), "no brain extraction ran")
         self.assertTrue(
             widget.ui.uncertaintyLabel.text.startswith("Mean uncertainty ("), widget.ui.uncertaintyLabel.text
         )

@@ -259,8 +259,13 @@ class CoNeSTrainingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._job.stop()
             return
         with slicer.util.tryWithErrorDisplay(_("CoNeS training could not start."), waitCursor=True):
+            self.ui.processLogTextEdit.clear()
             self._job = self.logic.train(
-                trainingRequest(self._parameterNode), wait=False, onProgress=self._onProgress, onDone=self._onDone
+                trainingRequest(self._parameterNode),
+                wait=False,
+                onProgress=self._onProgress,
+                onLog=self.ui.processLogTextEdit.appendPlainText,
+                onDone=self._onDone,
             )
             self.ui.progressBar.value = 0
             self.ui.metricsLabel.text = ""
@@ -310,7 +315,7 @@ class CoNeSTrainingLogic(ScriptedLoadableModuleLogic):
         """Install PyTorch and the other requirements on first use, after asking (shared with CoNeS Synthesis)."""
         dependencies.ensureDependencies(Path(slicer.app.temporaryPath))
 
-    def train(self, request, wait=True, onProgress=None, onDone=None):
+    def train(self, request, wait=True, onProgress=None, onDone=None, onLog=None):
         """Train a model as ``cones train`` would.
 
         Args:
@@ -319,13 +324,14 @@ class CoNeSTrainingLogic(ScriptedLoadableModuleLogic):
                 running :class:`~CoNeSTrainingLib.training.TrainingJob` at once (GUI), which has ``stop()``.
             onProgress: called with the :class:`~CoNeSTrainingLib.training.TrainingProgress` as it changes.
             onDone: called with the job when the process has ended.
+            onLog: called with each output line of the process but tqdm's progress bar (the panel's process log).
 
         Raises:
             ValueError: the request is refused (the message says why).
             RuntimeError: training failed or (``wait=True``) was stopped.
         """
         self.ensureDependencies()
-        job = TrainingJob(request, pythonInterpreter(), onProgress=onProgress, onDone=onDone)
+        job = TrainingJob(request, pythonInterpreter(), onProgress=onProgress, onLog=onLog, onDone=onDone)
         job.start(launchSlicerProcess)
         if not wait:
             return job

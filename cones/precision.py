@@ -54,6 +54,18 @@ class Precision(StrEnum):
     FP32 = "fp32"
     BF16 = "bf16"
 
+    @staticmethod
+    def label(precision: Precision) -> str:
+        """The text of a precision in a combo box (Slicer's parameter node GUI connector calls this)."""
+        return _PRECISION_LABELS[precision]
+
+
+_PRECISION_LABELS = {
+    Precision.AUTO: "Automatic (bf16 where the hardware has it)",
+    Precision.FP32: "FP32 (32-bit float)",
+    Precision.BF16: "BF16 (bfloat16, faster)",
+}
+
 
 def parse_precision(value: Precision | str) -> Precision:
     """The :class:`Precision` named by ``value``.

@@ -24,6 +24,7 @@ __all__ = [
     "checkTorchVersion",
     "ensureDependencies",
     "torchInstalled",
+    "torchVersion",
     "writeConstraints",
 ]
 
@@ -58,13 +59,18 @@ def _installedVersion(name: str) -> str | None:
         return None
 
 
-def torchInstalled() -> bool:
-    """Whether torch's package metadata is present.
+def torchVersion() -> str | None:
+    """The installed torch's version from its package metadata, or ``None``; torch is not imported.
 
-    Checked without importing torch (as PyTorchUtils does): importing a broken install can lock its
-    files, and then it cannot even be uninstalled.
+    Importing a broken install can lock its files, and then it cannot even be uninstalled; and torch
+    runs only in the ``cones`` process, never in Slicer's.
     """
-    return _installedVersion("torch") is not None
+    return _installedVersion("torch")
+
+
+def torchInstalled() -> bool:
+    """Whether torch's package metadata is present (see :func:`torchVersion`)."""
+    return torchVersion() is not None
 
 
 def checkTorchVersion(version: str) -> None:

@@ -235,6 +235,9 @@ class ProcessJob:
         workDirectory: a folder to delete when the job ends.
         onProgress: called with each :class:`Progress` line.
         onLog: called with every other output line (they also go to ``logging``).
+        isProgressBar: tells the lines a progress bar redraws (tqdm's, many a second): they go to
+            ``logging`` at DEBUG, not INFO, so they do not flood Slicer's log, and are not kept for
+            :attr:`errorMessage`; ``onLog`` still gets them (the caller may parse them).
         onSucceeded: called with the job when the process has succeeded, before ``onFinished``, to take
             in its results (read them from the work folder into the scene); if it raises, the job
             ends FAILED with its error, so ``onFinished`` sees the job's true end.
@@ -255,6 +258,7 @@ class ProcessJob:
         workDirectory: Path | None = None,
         onProgress: Callable[[Progress], None] | None = None,
         onLog: LineCallback | None = None,
+        isProgressBar: Callable[[str], bool] | None = None,
         onSucceeded: Callable[[ProcessJob], None] | None = None,
         onFinished: Callable[[ProcessJob], None] | None = None,
     ) -> None:
@@ -266,9 +270,11 @@ class ProcessJob:
         self.progress: Progress | None = None
         self.process: subprocess.Popen | None = None
         self._onProgress, self._onLog = onProgress, onLog
+        self._isProgressBar = isProgressBar
         self._onSucceeded, self._onFinished = onSucceeded, onFinished
         self.callbackError: str | None = None
         self._cancelRequested = False
+        self._discarded = False
         self._output: deque[str] = deque(maxlen=_KEPT_LINES)
 
     def run(self, startProcess: ProcessStarter = startPlainProcess) -> JobStatus:
@@ -299,6 +305,26 @@ class ProcessJob:
             self._cancelRequested = True
             logger.info("cancelling %s", " ".join(self.args))
             killProcessTree(self.process)
+
+    def discard(self, timeoutSeconds: float = 10.0) -> None:
+        """Stop the process and delete the work folder now, without waiting for its end to be delivered.
+
+        For the application closing (a widget's ``cleanup()``): a background job's end comes through a
+        QTimer of Slicer's event loop, which will not run again, so the folder with the copies of the
+        patient's scans would stay behind. The end callbacks are not called, now or later.
+
+        Args:
+            timeoutSeconds: how long to wait for the killed process to exit (a file it still holds
+                open cannot be deleted on Windows); the folder is deleted in any case.
+        """
+        self._discarded = True
+        self.cancel()
+        if self.process is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=timeoutSeconds)
+        if self.status is JobStatus.RUNNING:
+            self.status = JobStatus.CANCELLED
+        self._removeWorkDirectory()
 
     @property
     def errorMessage(self) -> str | None:
@@ -348,12 +374,17 @@ class ProcessJob:
             self.progress = progress
             self._notify(self._onProgress, progress)
             return
-        self._output.append(line)
-        logger.info(line)
+        if self._isProgressBar is not None and self._isProgressBar(line):
+            logger.debug(line)
+        else:
+            self._output.append(line)
+            logger.info(line)
         self._notify(self._onLog, line)
 
     def _handleExit(self, returnCode: int) -> None:
         self.returnCode = returnCode
+        if self._discarded:
+            return
         if self._cancelRequested:
             self.status = JobStatus.CANCELLED
         elif returnCode != 0 or self.callbackError is not None:

@@ -183,6 +183,11 @@ class SampleCaseJob:
         """Stop generating; nothing is added to the scene."""
         self.process.cancel()
 
+    def discard(self) -> None:
+        """Stop and delete the work folder now, adding nothing (the application is closing; see
+        :meth:`~CoNeSCommon.jobs.ProcessJob.discard`)."""
+        self.process.discard()
+
     def raiseForStatus(self) -> None:
         """Raise unless the job succeeded (see :meth:`~CoNeSCommon.jobs.ProcessJob.raiseForStatus`)."""
         self.process.raiseForStatus()

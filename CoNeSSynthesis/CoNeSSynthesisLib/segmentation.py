@@ -32,6 +32,7 @@ __all__ = [
     "addTumourSegmentation",
     "readSegmentationInfo",
     "registerSegmentationConverters",
+    "segmentationRequirements",
     "tumourSegmentationName",
 ]
 
@@ -57,6 +58,27 @@ def readSegmentationInfo(modelPath: str | Path) -> SegmentationInfo:
     from cones.segmentation.loading import read_segmentation_info
 
     return read_segmentation_info(modelPath)
+
+
+_BACKEND_REQUIREMENTS = {"onnx": ("onnxruntime>=1.18",), "nnunet": ("nnunetv2>=2.5",)}
+"""What each segmentation backend needs beyond the module's requirements (``cones[onnx]``, ``cones[nnunet]`` in
+pyproject.toml; the ``onnx`` package there serves exporting, not running). Installed only for a model that needs it,
+on its first use and after asking, so that neither is installed for users who never choose such a model."""
+
+
+def segmentationRequirements(modelPath: str | Path) -> tuple[str, ...]:
+    """The packages the backend of a segmentation model needs beyond the module's requirements; none if unchosen.
+
+    Told from the path alone (:func:`cones.segmentation.loading.segmentation_backend`), before anything is installed.
+
+    Raises:
+        ValueError: the path does not exist, or is a folder that is no trained nnU-Net folder.
+    """
+    if Path(modelPath) == Path():
+        return ()
+    from cones.segmentation.loading import segmentation_backend
+
+    return _BACKEND_REQUIREMENTS.get(segmentation_backend(modelPath), ())
 
 
 def tumourSegmentationName(referenceNode: vtkMRMLScalarVolumeNode) -> str:
@@ -163,6 +185,10 @@ def addSegmentation(
     for segmentName, color in segments:
         segmentIds.InsertNextValue(segmentationNode.GetSegmentation().AddEmptySegment(segmentName, segmentName, color))
     labelmapNode = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode")
+    # The import resamples a label map by the transform between its parent and the segmentation's
+    # (vtkSlicerSegmentationsModuleLogic::ImportLabelmapToSegmentationNode); under the reference's transform
+    # there is none, and the voxels stay on the reference's grid.
+    labelmapNode.SetAndObserveTransformNodeID(referenceNode.GetTransformNodeID())
     try:
         matrix = vtk.vtkMatrix4x4()
         referenceNode.GetIJKToRASMatrix(matrix)

@@ -357,6 +357,11 @@ class SynthesisJob:
         """Stop the process; the scene stays as it was and the work folder is deleted."""
         self.process.cancel()
 
+    def discard(self) -> None:
+        """Stop and delete the work folder now, adding nothing (the application is closing; see
+        :meth:`~CoNeSCommon.jobs.ProcessJob.discard`)."""
+        self.process.discard()
+
     def raiseForStatus(self) -> None:
         """Raise unless the job succeeded (see :meth:`~CoNeSCommon.jobs.ProcessJob.raiseForStatus`)."""
         if self._loadError:
@@ -370,6 +375,7 @@ class SynthesisJob:
             except Exception as error:  # whatever it is, the job must end and say why (see ProcessJob)
                 self._loadError = str(error) if isinstance(error, RuntimeError | ValueError) else repr(error)
                 logger.exception("could not load the results of %s", self.outputPath.parent)
+                self._removeAddedNodes()
         if self._onDone is not None:
             self._onDone(self)
 
@@ -411,6 +417,21 @@ class SynthesisJob:
             self.scene, self.outputNode, self.request.sources, record["marking"], record["model"]["sha256"]
         )
         self._addMaps(maps, record)
+
+    def _removeAddedNodes(self) -> None:
+        """Take out of the scene what a failed load had added, so a failed job adds nothing.
+
+        A replaced output volume stays: it is the user's node, and it already holds the synthesized voxels
+        if the failure came after they were written (the failure message says the job failed).
+        """
+        added = [self.segmentationNode, self.brainMaskNode, *self.registeredNodes.values(), *self.mapNodes.values()]
+        if self.request.outputNode is None:
+            added.append(self.outputNode)
+        volumes.removeNodes(self.scene, added)
+        self.segmentationNode = self.brainMaskNode = None
+        self.registeredNodes, self.mapNodes, self.mapRecords = {}, {}, {}
+        self.uncertaintySummary = None
+        self.outputNode = None
 
     def _readMap(self, kind: trust.MapKind, synthesized: sitk.Image, record: Mapping) -> sitk.Image:
         """A map file, refused unless on the synthesized volume's grid and described in its sidecar."""

@@ -39,6 +39,7 @@ __all__ = [
     "checkMapGrid",
     "describeUncertainty",
     "displayWindow",
+    "showOnSliceViews",
     "summarizeUncertainty",
     "tumourMask",
 ]
@@ -134,7 +135,8 @@ def addMapVolume(
 
     Returns:
         The new volume, named ``"<synthesized name> <kind.nameSuffix>"`` (made unique in the scene) and
-        referenced by the synthesized volume under ``kind.referenceRole``.
+        referenced by the synthesized volume under ``kind.referenceRole``; a NRRD storage node keeps its
+        marking when Slicer saves it (:func:`~CoNeSSynthesisLib.volumes.attachNrrdStorage`).
 
     Raises:
         ValueError: the map is not on the synthesized volume's grid.
@@ -144,6 +146,7 @@ def addMapVolume(
     node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
     volumes.updateVolumeFromImage(node, image)
     node.SetAndObserveTransformNodeID(synthesizedNode.GetTransformNodeID())
+    volumes.attachNrrdStorage(scene, node)
     node.CreateDefaultDisplayNodes()
     display = node.GetDisplayNode()
     display.SetAndObserveColorNodeID(kind.colorNodeID)
@@ -153,6 +156,31 @@ def addMapVolume(
     provenance.markDerivedVolume(scene, node, synthesizedNode, kind.marking(synthesisMarking), kind.seriesNumberOffset)
     synthesizedNode.SetNodeReferenceID(kind.referenceRole, node.GetID())
     return node
+
+
+def showOnSliceViews(
+    scene: vtkMRMLScene, synthesizedNode: vtkMRMLScalarVolumeNode, uncertaintyNode: vtkMRMLScalarVolumeNode | None
+) -> None:
+    """Show a synthesized volume in every slice view, its uncertainty map over it, or no CoNeS map without one.
+
+    A map of an earlier run left in the foreground would otherwise lie over the new volume and pass
+    for its uncertainty; a foreground the user chose (not a CoNeS volume) is kept.
+
+    Args:
+        scene: the scene whose slice composite nodes (one per slice view) are set.
+        synthesizedNode: the volume to show as the background.
+        uncertaintyNode: its uncertainty map, shown at :data:`UNCERTAINTY_OPACITY`, or ``None``.
+    """
+    for index in range(scene.GetNumberOfNodesByClass("vtkMRMLSliceCompositeNode")):
+        composite = scene.GetNthNodeByClass(index, "vtkMRMLSliceCompositeNode")
+        composite.SetBackgroundVolumeID(synthesizedNode.GetID())
+        if uncertaintyNode is not None:
+            composite.SetForegroundVolumeID(uncertaintyNode.GetID())
+            composite.SetForegroundOpacity(UNCERTAINTY_OPACITY)
+            continue
+        foreground = scene.GetNodeByID(composite.GetForegroundVolumeID() or "")
+        if foreground is not None and foreground.GetAttribute(provenance.SYNTHETIC_ATTRIBUTE) is not None:
+            composite.SetForegroundVolumeID(None)
 
 
 def tumourMask(segmentationNode: vtkMRMLSegmentationNode, referenceNode: vtkMRMLScalarVolumeNode) -> np.ndarray:

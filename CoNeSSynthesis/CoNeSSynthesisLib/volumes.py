@@ -9,19 +9,20 @@ negations: any grid, oblique or left-handed, survives a round trip bit for bit. 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import SimpleITK as sitk
 import slicer
 import slicer.util
 import vtk
-from slicer import vtkMRMLScalarVolumeNode, vtkMRMLScene
+from slicer import vtkMRMLDisplayableNode, vtkMRMLScalarVolumeNode, vtkMRMLScene, vtkMRMLSubjectHierarchyConstants
 
 from cones.sequences import Sequence, parse_sequence
 
 __all__ = [
     "addRegisteredVolume",
+    "attachNrrdStorage",
     "caseName",
     "checkOutputVolume",
     "checkSameGrid",
@@ -30,6 +31,7 @@ __all__ = [
     "imageFromVolume",
     "matchSourceVolumes",
     "needsPreparation",
+    "removeNodes",
     "synthesizedVolumeName",
     "updateVolumeFromImage",
     "volumeLabel",
@@ -216,19 +218,65 @@ def checkSameGrid(sources: Mapping[Sequence, vtkMRMLScalarVolumeNode]) -> None:
             )
 
 
-def _detachStorage(scene: vtkMRMLScene, node: vtkMRMLScalarVolumeNode) -> None:
-    """Unlink a replaced volume from the file it was loaded from.
+_DICOM_UIDS = (
+    vtkMRMLSubjectHierarchyConstants.GetDICOMUIDName(),
+    vtkMRMLSubjectHierarchyConstants.GetDICOMInstanceUIDName(),
+)
+"""The subject-hierarchy UIDs Slicer's DICOM import gives a series item (DICOMLib/DICOMPlugin.py)."""
+_DICOM_PREFIX = vtkMRMLSubjectHierarchyConstants.GetDICOMAttributePrefix()
+
+
+def _unlinkFromAcquisition(scene: vtkMRMLScene, node: vtkMRMLScalarVolumeNode) -> None:
+    """Cut a replaced volume from the scan it held: the file it was loaded from and its DICOM identity.
 
     Otherwise saving the scene would write the synthesized voxels into that file, replacing an
-    acquired scan on disk; without a storage node, Slicer's Save proposes a new file named after
-    the node instead.
+    acquired scan on disk, and a DICOM export or a DICOM-aware module would take the synthetic voxels
+    for the acquired series (its series and instance UIDs, the ``DICOM.instanceUIDs`` attribute that
+    the scalar volume plugin uses to find each slice in the database). Its series tags are then set
+    anew by :func:`~CoNeSSynthesisLib.provenance.markSynthesizedVolume`.
     """
     storage = node.GetStorageNode()
-    if storage is None:
+    if storage is not None:
+        node.SetAndObserveStorageNodeID(None)
+        if not any(other.GetStorageNode() is storage for other in _volumeNodes(scene)):
+            scene.RemoveNode(storage)
+    for attribute in node.GetAttributeNames():
+        if attribute.startswith(_DICOM_PREFIX):
+            node.RemoveAttribute(attribute)
+    hierarchy = scene.GetFirstNodeByClass("vtkMRMLSubjectHierarchyNode")  # none yet: no item has a UID either
+    item = hierarchy.GetItemByDataNode(node) if hierarchy is not None else 0
+    if not item:
         return
-    node.SetAndObserveStorageNodeID(None)
-    if not any(other.GetStorageNode() is storage for other in _volumeNodes(scene)):
-        scene.RemoveNode(storage)
+    for uidName in _DICOM_UIDS:
+        hierarchy.RemoveItemUID(item, uidName)
+    for attribute in hierarchy.GetItemAttributeNames(item):
+        if attribute.startswith(_DICOM_PREFIX):
+            hierarchy.RemoveItemAttribute(item, attribute)
+
+
+def removeNodes(scene: vtkMRMLScene, nodes: Iterable[vtkMRMLDisplayableNode | None]) -> None:
+    """Remove nodes from ``scene`` with their display and storage nodes, which removing a node leaves behind."""
+    for node in nodes:
+        if node is None or node.GetScene() is not scene:
+            continue
+        helpers = [node.GetNthDisplayNode(index) for index in range(node.GetNumberOfDisplayNodes())]
+        helpers.append(node.GetStorageNode())
+        scene.RemoveNode(node)
+        for helper in helpers:
+            if helper is not None and helper.GetScene() is scene:
+                scene.RemoveNode(helper)
+
+
+def attachNrrdStorage(scene: vtkMRMLScene, node: vtkMRMLScalarVolumeNode) -> None:
+    """Give a synthetic volume a NRRD storage node (no file yet), so that Slicer's Save keeps its marking.
+
+    The NRRD storage node writes every node attribute as a header key (``CoNeS.Synthetic`` among
+    them) and reads it back. Without a storage node, Save makes the volume's default one
+    (``vtkMRMLScalarVolumeNode::CreateDefaultStorageNode``: ``vtkMRMLVolumeArchetypeStorageNode``),
+    which writes no attribute, so the saved file would no longer say it is synthetic.
+    """
+    storage = scene.AddNewNodeByClass("vtkMRMLNRRDStorageNode")
+    node.SetAndObserveStorageNodeID(storage.GetID())
 
 
 def _volumeNodes(scene: vtkMRMLScene) -> list[vtkMRMLScalarVolumeNode]:
@@ -283,13 +331,17 @@ def writeSynthesizedVolume(
         target: the synthesized sequence, for the new node's name.
         outputNode: the node the user chose to replace; ``None`` adds a new node named
             ``"<case> <target> (synthesized)"``, so no existing node is touched unless chosen. A
-            replaced node is unlinked from its file (see :func:`_detachStorage`).
+            replaced node is unlinked from its file and its DICOM identity (see :func:`_unlinkFromAcquisition`).
+
+    Returns:
+        The node, with a NRRD storage node and no file (:func:`attachNrrdStorage`).
     """
     if outputNode is None:
         name = scene.GenerateUniqueName(synthesizedVolumeName(referenceNode, target))
         outputNode = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
     else:
-        _detachStorage(scene, outputNode)
+        _unlinkFromAcquisition(scene, outputNode)
+    attachNrrdStorage(scene, outputNode)
     updateVolumeFromImage(outputNode, image)
     outputNode.SetAndObserveTransformNodeID(referenceNode.GetTransformNodeID())
     if outputNode.GetDisplayNode() is None:

@@ -45,6 +45,7 @@ __all__ = [
     "TrainingLog",
     "TrainingProgress",
     "TrainingRequest",
+    "isProgressBarLine",
     "parseTqdmIteration",
     "trainingCommand",
 ]
@@ -207,6 +208,15 @@ class TrainingProgress:
         return " · ".join(parts)
 
 
+def isProgressBarLine(line: str) -> bool:
+    """Whether a line is only a redraw of tqdm's ``training:`` bar (several a second: logged at DEBUG).
+
+    A bar that a log message was printed straight after (``...5.65s/it]INFO iteration 2: ...``) is not
+    only a redraw, and stays at INFO.
+    """
+    return parseTqdmIteration(line) is not None and line.rstrip().endswith("]")
+
+
 def parseTqdmIteration(line: str) -> int | None:
     """The iteration of a tqdm ``training:`` progress line (``training:  45%|####5 | 9/20 [...]``), else None."""
     match = _TQDM_PROGRESS.match(line.strip())
@@ -272,7 +282,11 @@ class TrainingJob:
         self._log = TrainingLog(Path(request.outputDirectory) / LOG_FILE_NAME)
         self._onProgress, self._onLog, self._onDone = onProgress, onLog, onDone
         self.process = ProcessJob(
-            trainingCommand(python, request), conesEnvironment(), onLog=self._handleLine, onFinished=self._finish
+            trainingCommand(python, request),
+            conesEnvironment(),
+            onLog=self._handleLine,
+            isProgressBar=isProgressBarLine,
+            onFinished=self._finish,
         )
 
     @property

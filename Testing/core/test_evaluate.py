@@ -26,7 +26,9 @@ from cones.evaluation import (
     load_case_volumes,
     on_protocol,
 )
+from cones.evaluation.intensity import brain_intensity, enhancement_contrast
 from cones.metrics import Region, evaluation_regions, region_scores
+from cones.metrics.brasyn import brasyn_ssim
 from cones.model import build_generator, generator_config
 from cones.sequences import Sequence
 
@@ -79,10 +81,11 @@ def read_rows(evaluation: Path) -> list[dict[str, str]]:
 
 def test_evaluate_writes_scores_per_case_protocol_method_and_region(evaluation: Path) -> None:
     rows = read_rows(evaluation)
-    assert len(rows) == 3 * len(PROTOCOLS) * len(METHODS) * 3
+    regions = {"whole", "brain", "tumour_bbox", "enhancing_tumour", "tumour_core", "whole_tumour"}
+    assert len(rows) == 3 * len(PROTOCOLS) * len(METHODS) * len(regions)
     assert {row["method"] for row in rows} == set(METHODS)
     assert {row["protocol"] for row in rows} == set(PROTOCOLS)
-    assert {row["region"] for row in rows} == {"whole", "brain", "tumour_bbox"}
+    assert {row["region"] for row in rows} == regions
     whole = [row for row in rows if row["region"] == "whole" and row["protocol"] == "model_scale"]
     zero_whole = [float(row["ssim"]) for row in whole if row["method"] == "zero_imputation"]
     copy_whole = [float(row["ssim"]) for row in whole if row["method"] == "copy_t1"]
@@ -224,6 +227,40 @@ def test_evaluate_writes_the_intensity_calibration(evaluation: Path) -> None:
     summary = json.loads((evaluation / "summary.json").read_text())
     reals = [values[(case, "real")][0] for case in summary["cases"]]
     assert summary["calibration"]["mean"]["real"]["median"] == pytest.approx(np.mean(reals))
+    contrasts = {(row["case"], row["method"]): row["enhancement_contrast"] for row in rows}
+    assert contrasts[("CASE-000", "zero_imputation")] == ""  # no normal-appearing brain above 0
+    assert float(contrasts[("CASE-000", "mean_imputation")]) == pytest.approx(1.0)
+    assert float(contrasts[("CASE-000", "real")]) > 1.2  # the generated T1ce enhances
+
+
+def test_enhancement_contrast_is_the_enhancing_median_over_the_normal_brain_median() -> None:
+    brain = np.zeros((4, 6, 6), dtype=bool)
+    brain[:, 1:5, 1:5] = True
+    labels = np.zeros(brain.shape, dtype=np.uint8)
+    labels[1, 2, 2:4], labels[2, 2, 2] = 4, 2
+    volume = np.where(brain, 0.4, 0.0)
+    volume[labels == 4] = 1.0
+    volume[labels == 2] = 5.0  # oedema is not normal-appearing brain: it must not move the denominator
+    assert enhancement_contrast(volume, brain, labels) == pytest.approx(2.5)
+    assert enhancement_contrast(volume, brain, np.where(labels == 4, 3, labels)) == pytest.approx(2.5)
+    assert enhancement_contrast(volume, brain, np.where(labels == 4, 1, labels)) is None
+    assert brain_intensity(volume, brain).enhancement_contrast is None
+
+
+def test_evaluate_writes_brasyn_ssim_for_cases_with_labels(tmp_path: Path) -> None:
+    data = write_dataset(tmp_path / "data", cases=2, shape=(12, 36, 32))
+    model = save_random_model(tmp_path / "cones.pt", "cones")
+    assert main(["evaluate", "--model", str(model), "--data", str(data), "--output", str(tmp_path / "out")]) == 0
+    with (tmp_path / "out" / "brasyn_ssim.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert {row["method"] for row in rows} == {"cones", "copy_t1", "mean_imputation", "linear"}  # not the constant
+    case = load_case_volumes(find_cases(data)[0], SOURCES, Sequence.T1CE, NormalizationConfig())
+    copied = CopySource(Sequence.T1, NormalizationConfig()).predict(case)
+    expected = brasyn_ssim(copied, case.raw_target, case.labels > 0)
+    row = next(row for row in rows if row["case"] == case.case_id and row["method"] == "copy_t1")
+    assert (float(row["tumour"]), float(row["non_tumour"])) == pytest.approx((expected.tumour, expected.non_tumour))
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["brasyn_ssim"]["cases"] == 2
 
 
 def test_evaluate_refuses_what_it_cannot_compare(

@@ -189,6 +189,19 @@ def test_a_shifted_source_is_named_as_misregistered(card: ModelCard) -> None:
     assert "registration" not in {r.check for r in prepared.results}
 
 
+def test_a_full_size_case_is_probed_on_a_sample_and_still_found_misregistered(card: ModelCard) -> None:
+    # BraTS's grid: 1.1 million probe voxels, of which an even stride estimates each mutual information
+    images = case_images(shape=(155, 240, 240), seed=11, spacing=(1.0, 1.0, 1.0))
+    case = {Sequence.T1: images["t1"], Sequence.T2: images["t2"], Sequence.FLAIR: images["flair"]}
+    flair = case[Sequence.FLAIR]
+    shifted = with_volume(flair, np.roll(sitk.GetArrayFromImage(flair), 7, axis=2))
+    findings = {
+        name: [r.sequences for r in check_inputs(card, sources).results if r.check == "registration"]
+        for name, sources in (("aligned", case), ("shifted", {**case, Sequence.FLAIR: shifted}))
+    }
+    assert findings == {"aligned": [], "shifted": [(Sequence.FLAIR,)]}
+
+
 def test_intensities_unlike_the_training_data_are_named(card: ModelCard) -> None:
     case = sources_of(brain_case(seed=10))
     t1 = sitk.GetArrayFromImage(case[Sequence.T1])

@@ -56,10 +56,18 @@ def test_bounding_box_mask_is_the_smallest_box() -> None:
         bounding_box_mask(np.zeros((2, 2), dtype=bool))
 
 
-def test_evaluation_regions_add_the_tumour_box_only_with_labels() -> None:
+def test_evaluation_regions_add_the_tumour_box_and_label_regions_only_with_labels() -> None:
     brain, labels = brain_and_labels()
     regions = evaluation_regions(brain, labels)
-    assert list(regions) == [Region.WHOLE, Region.BRAIN, Region.TUMOUR_BBOX]
+    tumour_regions = [Region.ENHANCING_TUMOUR, Region.TUMOUR_CORE, Region.WHOLE_TUMOUR]
+    assert list(regions) == [Region.WHOLE, Region.BRAIN, Region.TUMOUR_BBOX, *tumour_regions]
+    assert regions[Region.ENHANCING_TUMOUR].sum() == 2 and np.array_equal(regions[Region.TUMOUR_CORE], labels == 4)
+    assert np.array_equal(regions[Region.WHOLE_TUMOUR], labels > 0)
+    oedema_only = np.where(labels == 4, 2, labels)
+    assert Region.ENHANCING_TUMOUR not in evaluation_regions(brain, oedema_only)
+    assert Region.TUMOUR_CORE not in evaluation_regions(brain, oedema_only)
+    brats_2023 = np.where(labels == 4, 3, labels)
+    assert np.array_equal(evaluation_regions(brain, brats_2023)[Region.ENHANCING_TUMOUR], labels == 4)
     assert regions[Region.TUMOUR_BBOX].sum() == 7 * 12 * 12 and regions[Region.TUMOUR_BBOX][box_of(labels)].all()
     assert regions[Region.WHOLE].sum() > brain.sum() and regions[Region.WHOLE][box_of(brain)].all()
     assert regions[Region.BRAIN] is not regions[Region.WHOLE] and np.array_equal(regions[Region.BRAIN], brain)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from experiment_scripts import load_experiment
-from synthetic_cases import write_dataset
+from synthetic_cases import write_case, write_dataset
 
 from cones.evaluation import CaseVolumes
 
@@ -56,3 +56,21 @@ def test_the_probe_prints_one_row_per_choice_and_case_and_refuses_one_case(
     assert len(lines) == 2 * len(probe.NORMALIZERS)
     write_dataset(tmp_path / "one", cases=1, shape=(10, 36, 32))
     assert probe.main(["--real", str(tmp_path / "one")]) == 2
+
+
+def test_with_fit_cases_one_case_is_scored_by_the_map_fitted_on_them(
+    probe, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    training = write_dataset(tmp_path / "training", cases=2, shape=(10, 36, 32))
+    validation = tmp_path / "validation"
+    write_case(validation, "CASE-HELD-OUT", shape=(10, 36, 32), seed=5)
+    assert probe.main(["--real", str(validation), "--fit-from", str(training)]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "CASE-" in line]
+    assert len(rows) == len(probe.NORMALIZERS)
+    case = probe.load(str(validation))[0]
+    fitted = probe.load(str(training))
+    name, normalizer = next(iter(probe.NORMALIZERS.items()))
+    design = {item.case_id: probe.design(item, normalizer) for item in [case, *fitted]}
+    scores = probe.scores(case, design[case.case_id], probe.fit(fitted, design))
+    psnr_b = scores[probe.IntensityProtocol.MODEL_SCALE][0]
+    assert rows[0].startswith(f"| {name} | {case.case_id} | {psnr_b:.2f} /")

@@ -48,7 +48,11 @@ def test_training_writes_checkpoints_log_and_validation(dataset: Path, tmp_path:
 def test_resume_continues_exactly(dataset: Path, tmp_path: Path) -> None:
     constant_rate = {**SMALL, "decay_start": 1.0, "validation_interval": 100}
     straight = train(TrainConfig(iterations=8, **constant_rate), dataset, tmp_path / "a", "cpu", show_progress=False)
-    train(TrainConfig(iterations=4, **constant_rate), dataset, tmp_path / "b", "cpu", show_progress=False)
+    described = "generated cases, seed 0"
+    train(
+        TrainConfig(iterations=4, **constant_rate), dataset, tmp_path / "b", "cpu", show_progress=False,
+        data_description=described,
+    )  # fmt: skip
     resumed = train(
         TrainConfig(iterations=8, **constant_rate), dataset, tmp_path / "b", "cpu", resume=True, show_progress=False
     )
@@ -56,6 +60,7 @@ def test_resume_continues_exactly(dataset: Path, tmp_path: Path) -> None:
     assert first.keys() == second.keys()
     assert all(torch.equal(first[key], second[key]) for key in first)
     assert load_training_state(resumed)["iteration"] == 8
+    assert load_model(resumed).card.provenance.data_description == described  # the resume command did not repeat it
 
 
 def test_resume_rewrites_the_log_after_the_last_checkpoint(dataset: Path, tmp_path: Path) -> None:

@@ -11,9 +11,14 @@ fixed unit scale, inside the brain) leave-one-case-out over the real cases, and 
 case left out under both protocols, beside the map fitted on that case itself (the ceiling). The
 target's normalization is the fixed meaning of the output scale and does not change.
 
-Example::
+With ``--fit-from`` the map is fitted once on those cases (a training split) and scored on every
+case of ``--real`` (its validation cases), as ``cones evaluate --fit-from`` fits its baselines.
+
+Examples::
 
     python Testing/experiments/source_normalization.py --real ../shared/data/coregistered
+    python Testing/experiments/source_normalization.py --real runs/yardstick/validation \
+        --fit-from runs/yardstick/training
 """
 
 from __future__ import annotations
@@ -95,23 +100,31 @@ def scores(case: CaseVolumes, rows: np.ndarray, weights: np.ndarray) -> dict[Int
     return result
 
 
+def load(folder: str) -> list[CaseVolumes]:
+    """Every case of ``folder`` with the three sources and the target."""
+    return [
+        load_case_volumes(case, SOURCES, TARGET, NORMALIZATION)
+        for case in require_sequences(find_cases(folder), (*SOURCES, TARGET))
+    ]
+
+
 def main(argv: SequenceOf[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--real", required=True, help="folder of the real co-registered cases")
+    parser.add_argument("--fit-from", help="fit on these cases instead of leave-one-out over --real")
     args = parser.parse_args(argv)
-    cases = [
-        load_case_volumes(case, SOURCES, TARGET, NORMALIZATION)
-        for case in require_sequences(find_cases(args.real), (*SOURCES, TARGET))
-    ]
-    if len(cases) < 2:
+    cases = load(args.real)
+    training = load(args.fit_from) if args.fit_from else None
+    if len(cases) < 2 and training is None:
         print(f"error: {args.real}: leave-one-out needs two real cases or more, found {len(cases)}")
         return 2
     print("| sources normalized by | left out | PSNR / SSIM (b) | PSNR / SSIM (a) | ceiling PSNR (b) |")
     print("|---|---|---:|---:|---:|")
     for name, normalizer in NORMALIZERS.items():
-        rows = {case.case_id: design(case, normalizer) for case in cases}
+        rows = {case.case_id: design(case, normalizer) for case in [*cases, *(training or [])]}
+        shared = fit(training, rows) if training is not None else None
         for case in cases:
-            fitted = fit([other for other in cases if other is not case], rows)
+            fitted = shared if shared is not None else fit([other for other in cases if other is not case], rows)
             own = fit([case], rows)
             loo, ceiling = scores(case, rows[case.case_id], fitted), scores(case, rows[case.case_id], own)
             b, a = loo[IntensityProtocol.MODEL_SCALE], loo[IntensityProtocol.OWN_PERCENTILES]

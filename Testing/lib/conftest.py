@@ -56,8 +56,16 @@ def tinySegmentationModel(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def batch():
-    """The headless batch script as a module, to call its ``main`` in this process."""
+    """The headless batch's work (:mod:`CoNeSSynthesisLib.batch`), to call its ``main`` in this process."""
     pytest.importorskip("slicer")
+    from CoNeSSynthesisLib import batch
+
+    return batch
+
+
+@pytest.fixture(scope="session")
+def batchScript():
+    """The headless batch's entry point (``Resources/batch_synthesize.py``) as a module, to call its ``run``."""
     spec = importlib.util.spec_from_file_location("batch_synthesize", BATCH_SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -199,3 +199,60 @@ def test_batch_refuses_a_map_before_any_work_and_leaves_every_file_as_it_was(
     assert lastLine.startswith("error: ") and message in lastLine
     assert "synthesized" not in captured.out, "refused before the synthesis process started"
     assert {folder: snapshot(folder) for folder in before} == before
+
+
+MISSING_PACKAGE = """
+import runpy, sys
+sys.modules["nibabel"] = None  # as if the requirement were not installed: importing it raises ImportError
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_a_missing_package_ends_the_process_with_how_to_install_it(caseFiles, tinyModel: Path, tmp_path: Path) -> None:
+    # Slicer --python-script keeps running after a script that raises: only an exit code ends the process.
+    command = [sys.executable, "-c", MISSING_PACKAGE, str(SCRIPT)]
+    command += [*batchArguments(tinyModel, sourceFiles(caseFiles), tmp_path / "o.nrrd"), "--device", "cpu"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 3, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: cannot start: ") and "nibabel" in line
+    assert f"-m pip install -r {ROOT / 'CoNeSSynthesis' / 'Resources' / 'requirements.txt'}" in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unexpected_error_ends_the_process_with_exit_code_1(
+    batch, batchScript, caseFiles, tinyModel: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch
+) -> None:
+    def bug(arguments):
+        raise TypeError("a bug")
+
+    monkeypatch.setattr(batch, "synthesize", bug)
+    assert batchScript.run(batchArguments(tinyModel, sourceFiles(caseFiles), tmp_path / "o.nrrd")) == 1
+    error = capsys.readouterr().err.strip().splitlines()
+    assert error[0] == "Traceback (most recent call last):"
+    assert error[-1] == "error: synthesis failed unexpectedly: TypeError: a bug"
+    assert (batchScript.FAILED, batchScript.CANNOT_START) == (batch.FAILED, batch.CANNOT_START)
+
+
+@pytest.mark.parametrize(
+    ("version", "message"),
+    [(None, "PyTorch is not installed in this Python: in Slicer, install the 'PyTorch' extension"),
+     ("2.1.2", "CoNeS needs PyTorch >=2.2 but 2.1.2 is installed")],
+    ids=["missing", "too-old"],
+)  # fmt: skip
+def test_without_a_usable_torch_the_batch_cannot_start(
+    version, message, batch, caseFiles, tinyModel: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch
+) -> None:
+    monkeypatch.setattr(batch, "torchVersion", lambda: version)
+    assert batch.main(batchArguments(tinyModel, sourceFiles(caseFiles), tmp_path / "o.nrrd")) == 3
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"error: {message}")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_bad_command_line_is_a_refusal_and_help_is_done(batch, capsys: pytest.CaptureFixture) -> None:
+    assert batch.main(["--model"]) == 2
+    assert "usage: batch_synthesize.py" in capsys.readouterr().err
+    assert batch.main(["--help"]) == 0
+    assert "--segmentation-output" in capsys.readouterr().out

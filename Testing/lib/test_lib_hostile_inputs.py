@@ -204,7 +204,8 @@ def test_a_replaced_volume_is_unlinked_from_the_file_it_was_loaded_from(scene, c
     output = volumes.writeSynthesizedVolume(
         scene, sitk.ReadImage(str(case[Sequence.T1CE])), reference, Sequence.T1CE, loaded
     )
-    assert output is loaded and output.GetStorageNode() is None
+    assert output is loaded and output.GetStorageNode() is not storage
+    assert output.GetStorageNode().IsA("vtkMRMLNRRDStorageNode") and not output.GetStorageNode().GetFileName()
     assert scene.GetNodeByID(storage.GetID()) is None, "the orphaned storage node is removed"
 
 

@@ -29,6 +29,8 @@ from CoNeSCommon.jobs import (
     startPlainProcess,
 )
 
+from cones.precision import Precision
+
 SLEEPER = "import time; print('CONES_PROGRESS 1 10 synthesize', flush=True); time.sleep(60)"
 
 
@@ -207,6 +209,16 @@ def test_device_values_are_the_command_lines_and_labels_are_readable() -> None:
     assert Device.label(Device.CUDA) == "CUDA (NVIDIA GPU)"
 
 
+@pytest.mark.parametrize("choices", [Device, Precision], ids=lambda choices: choices.__name__)
+def test_each_choice_of_a_panel_combo_box_has_a_label_of_its_own(choices) -> None:
+    # Slicer's QComboBoxToEnumConnector shows label(member) where the enum has one, else the member's name
+    # (Base/Python/slicer/parameterNodeWrapper/guiConnectors.py), which would read AUTO, FP32, BF16.
+    labels = [choices.label(member) for member in choices]
+    assert len(set(labels)) == len(labels)
+    assert all(labels) and labels != [member.name for member in choices]
+    assert choices.label(choices.AUTO).startswith("Automatic")
+
+
 def failingCallback(argument: object) -> None:
     raise KeyError("a bug in the panel")
 
@@ -270,3 +282,21 @@ def test_makeWorkDirectory_gives_every_job_its_own_folder(tmp_path: Path) -> Non
     folders = [makeWorkDirectory(tmp_path / "temp") for _ in range(50)]
     assert len(set(folders)) == 50
     assert all(folder.is_dir() and folder.parent == tmp_path / "temp" for folder in folders)
+
+
+def test_discard_ends_the_process_and_removes_the_work_folder_without_an_event_loop(tmp_path: Path) -> None:
+    # At application close no event loop delivers the end, so the launcher's callbacks never come.
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "t1.nrrd").write_bytes(b"copy of a scan")
+    ended = []
+    job = ProcessJob(script(SLEEPER), workDirectory=work, onFinished=ended.append)
+    job.start(lambda args, environment, onLine, onExit: startPlainProcess(args, environment))
+    started = time.monotonic()
+    job.discard()
+    assert time.monotonic() - started < 30
+    assert job.process.poll() is not None, "the process has ended"
+    assert not work.exists()
+    assert job.status is JobStatus.CANCELLED and ended == []
+    job._handleExit(job.process.returncode)  # an end that still arrives calls nothing
+    assert ended == []

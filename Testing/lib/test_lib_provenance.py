@@ -80,6 +80,70 @@ def test_slicer_nrrd_storage_keeps_the_marking_and_the_default_storage_drops_it(
     assert reloaded.GetAttribute(SYNTHETIC_ATTRIBUTE) == marking, "a NRRD key comes back as the node attribute"
 
 
+def savedWithItsStorageNode(node, path: Path) -> sitk.Image:
+    """What Slicer's Save writes for a node: its own storage node with a file name the user chose."""
+    storage = node.GetStorageNode()
+    assert storage is not None and storage.IsA("vtkMRMLNRRDStorageNode"), "Save would use the default storage"
+    assert not storage.GetFileName(), "no file of its own until saved"
+    storage.SetFileName(str(path))
+    assert storage.WriteData(node)
+    return sitk.ReadImage(str(path))
+
+
+def test_saving_a_synthesized_volume_or_a_map_keeps_its_marking(scene, case, tinyModel: Path, tmp_path: Path) -> None:
+    request = prepareSynthesis(
+        tinyModel, {sequence.value: case[sequence] for sequence in SOURCES}, device=Device.CPU, uncertaintyMap=True
+    )
+    work = tmp_path / "work"
+    work.mkdir()
+    job = SynthesisJob(scene, request, work, sys.executable)
+    job.run()
+    job.raiseForStatus()
+    for node in (job.outputNode, job.uncertaintyNode):
+        saved = savedWithItsStorageNode(node, tmp_path / f"{node.GetID()}.nrrd")
+        assert saved.GetMetaData(SYNTHETIC_ATTRIBUTE) == node.GetAttribute(SYNTHETIC_ATTRIBUTE)
+    assert job.uncertaintyNode.GetAttribute(SYNTHETIC_ATTRIBUTE).startswith("UNCERTAINTY OF SYNTHETIC T1ce")
+
+
+def test_a_replaced_dicom_volume_loses_its_file_and_dicom_identity(
+    scene, case, tinyModel: Path, tmp_path: Path
+) -> None:
+    # What Slicer's DICOM import gives a scalar volume (DICOMLib/DICOMPlugin.py, DICOMScalarVolumePlugin.py).
+    hierarchy = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+    study = hierarchy.CreateStudyItem(hierarchy.CreateSubjectItem(hierarchy.GetSceneItemID(), "patient"), "study")
+    acquired = {}
+    for sequence in (*SOURCES, Sequence.T1CE):
+        node = case[sequence]
+        node.SetAttribute("DICOM.instanceUIDs", f"1.2.{sequence.value}.1 1.2.{sequence.value}.2")
+        item = hierarchy.CreateItem(study, node)
+        hierarchy.SetItemUID(item, "DICOM", f"1.2.{sequence.value}")
+        hierarchy.SetItemUID(item, "DICOMInstanceUID", f"1.2.{sequence.value}.1 1.2.{sequence.value}.2")
+        hierarchy.SetItemAttribute(item, DICOM + "SeriesDate", "20260101")
+        acquired[sequence] = item
+    storage = scene.AddNewNodeByClass("vtkMRMLVolumeArchetypeStorageNode")
+    storage.SetFileName(str(tmp_path / "acquired-t1ce.nii.gz"))
+    case[Sequence.T1CE].SetAndObserveStorageNodeID(storage.GetID())
+    request = prepareSynthesis(
+        tinyModel, {sequence.value: case[sequence] for sequence in SOURCES}, case[Sequence.T1CE], device=Device.CPU
+    )
+    work = tmp_path / "work"
+    work.mkdir()
+    job = SynthesisJob(scene, request, work, sys.executable)
+    job.run()
+    job.raiseForStatus()
+    replaced, item = job.outputNode, acquired[Sequence.T1CE]
+    assert replaced is case[Sequence.T1CE]
+    assert replaced.GetAttribute("DICOM.instanceUIDs") is None
+    assert not hierarchy.HasItemUID(item, "DICOM") and not hierarchy.HasItemUID(item, "DICOMInstanceUID")
+    assert not hierarchy.HasItemAttribute(item, DICOM + "SeriesDate")
+    assert hierarchy.GetItemAttribute(item, DICOM + "SeriesDescription").startswith("SYNTHETIC T1ce")
+    assert savedWithItsStorageNode(replaced, tmp_path / "saved.nrrd").HasMetaDataKey(SYNTHETIC_ATTRIBUTE)
+    assert not (tmp_path / "acquired-t1ce.nii.gz").exists()
+    for sequence in SOURCES:
+        assert hierarchy.GetItemUID(acquired[sequence], "DICOM") == f"1.2.{sequence.value}", "the sources keep theirs"
+        assert case[sequence].GetAttribute("DICOM.instanceUIDs")
+
+
 def test_batch_reads_a_dicom_t1_beside_nifti_and_writes_a_synthetic_dicom_series(
     tinyModel: Path, tmp_path: Path
 ) -> None:

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -98,14 +99,40 @@ def test_absent_classes_give_empty_segments_and_names_stay_unique(scene, case) -
     assert second.GetName() != first.GetName()
 
 
-def test_the_segmentation_follows_the_reference_transform(scene, case) -> None:
-    reference = case[Sequence.T1]
+def addRegistration(scene, case):
+    """Put every volume of ``case`` under one shared, non-identity linear transform (rotation and shift)."""
     transform = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "registration")
+    matrix = vtk.vtkTransform()
+    matrix.Translate(12.0, -7.0, 5.0)
+    matrix.RotateZ(20.0)
+    transform.SetMatrixTransformToParent(matrix.GetMatrix())
     for node in case.values():
         node.SetAndObserveTransformNodeID(transform.GetID())
+    return transform
+
+
+def test_the_tumour_segmentation_lands_on_the_reference_under_a_shared_transform(scene, case) -> None:
+    # Slicer's import moves a label map by the transform between the label map and the segmentation:
+    # a temporary label map outside the reference's transform would be displaced by the transform's inverse.
+    reference = case[Sequence.T1]
+    transform = addRegistration(scene, case)
     labels = tumourLabels(slicer.util.arrayFromVolume(reference).shape, enhancing=4)
     node = segmentation.addTumourSegmentation(scene, labelImageOn(reference, labels), BRATS_2018_LABELS, reference)
     assert node.GetTransformNodeID() == transform.GetID()
+    for tissue in TISSUES:
+        np.testing.assert_array_equal(
+            segmentMask(scene, node, tissue, reference), labels == BRATS_2018_LABELS.value_of(tissue)
+        )
+
+
+def test_the_brain_mask_lands_on_the_reference_under_a_shared_transform(scene, case) -> None:
+    reference = case[Sequence.T1]
+    transform = addRegistration(scene, case)
+    mask = np.zeros(slicer.util.arrayFromVolume(reference).shape, dtype=np.uint8)
+    mask[1:7, 4:20, 6:18] = 1
+    node = segmentation.addBrainMaskSegmentation(scene, labelImageOn(reference, mask), reference)
+    assert node.GetTransformNodeID() == transform.GetID() and segmentNames(node) == ["Brain"]
+    np.testing.assert_array_equal(segmentMask(scene, node, "Brain", reference), mask > 0)
 
 
 def test_a_label_map_off_the_reference_grid_or_with_unknown_values_is_refused(scene, case) -> None:
@@ -220,12 +247,76 @@ def test_batch_script_writes_a_segmentation_slicer_opens_with_its_segments(
     assert sidecar["synthesis"]["marking"] == json.loads((tmp_path / "t1ce.nrrd.json").read_text())["marking"]
 
 
+TORCH_FREE_REQUEST = """
+import sys
+import slicer
+from CoNeSSynthesisLib import testing
+from CoNeSSynthesisLib.synthesis import prepareSynthesis
+case = testing.addSyntheticCase(slicer.vtkMRMLScene(), "CASE-001")
+sources = {name: case[name] for name in ("t1", "t2", "flair")}
+for model in sys.argv[2:]:
+    print(prepareSynthesis(sys.argv[1], sources, segmentationModelPath=model).segmentation.labels.names)
+print(sorted({"torch", "monai"} & set(sys.modules)))
+"""
+
+
+def test_a_segmentation_request_of_each_backend_is_checked_without_torch(
+    tinyModel: Path, tinySegmentationModel: Path, tmp_path: Path
+) -> None:
+    # "Segment after synthesis" checks the request in Slicer's process; only the worker may import torch.
+    exported = tmp_path / "seg.onnx"
+    exported.write_bytes(b"\0")  # never opened: the sidecar is the description
+    sidecar = {"sequences": ["t1", "t1ce", "t2", "flair"], "label_names": ["background", "NCR", "ED", "ET"]}
+    exported.with_suffix(".json").write_text(
+        json.dumps({**sidecar, "label_values": [0, 1, 2, 3], "patch_size": [8] * 3})
+    )
+    nnunet = tmp_path / "nnunet"
+    nnunet.mkdir()
+    channels = {"0": "T1", "1": "T1ce", "2": "T2", "3": "FLAIR"}
+    labels = {"background": 0, "whole tumor": [1, 2, 3], "tumor core": [2, 3], "enhancing tumor": [3]}
+    dataset = {"channel_names": channels, "labels": labels, "regions_class_order": [1, 2, 3]}
+    (nnunet / "dataset.json").write_text(json.dumps(dataset))
+    (nnunet / "plans.json").write_text("{}")
+    environment = {**os.environ, "PYTHONPATH": str(ROOT / "CoNeSSynthesis")}
+    command = [sys.executable, "-c", TORCH_FREE_REQUEST, str(tinyModel), str(tinySegmentationModel), str(exported)]
+    result = subprocess.run(
+        [*command, str(nnunet)], capture_output=True, text=True, check=False, env=environment, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    *names, imported = result.stdout.strip().splitlines()
+    assert names == [str(("background", *TISSUES))] * 3
+    assert imported == "[]"
+
+
 def test_the_libraries_import_without_torch() -> None:
-    # Slicer imports the module, and with it these, at startup, before the first Apply installs PyTorch.
+    # Slicer imports the module, and with it these, at startup, before the first Apply installs PyTorch; the
+    # batch script's process only checks, loads and saves (torch runs in the cones process it starts).
     code = (
-        "import sys, CoNeSSynthesisLib.segmentation, CoNeSSynthesisLib.synthesis; "
+        "import sys, CoNeSSynthesisLib.segmentation, CoNeSSynthesisLib.synthesis, CoNeSSynthesisLib.batch; "
         "print(sorted({'torch', 'monai'} & set(sys.modules)))"
     )
     environment = {**os.environ, "PYTHONPATH": str(ROOT / "CoNeSSynthesis")}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=environment)
     assert result.stdout.strip() == "[]"
+
+
+def test_only_an_onnx_or_nnunet_model_asks_for_its_backend_package(tinySegmentationModel: Path, tmp_path: Path) -> None:
+    # Installed on first use after asking (pip_ensure), never in requirements.txt; the specifiers are pyproject's.
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["optional-dependencies"]
+    onnx, torchscript, nnunet = tmp_path / "seg.onnx", tmp_path / "seg.ts", tmp_path / "nnunet"
+    for exported in (onnx, torchscript):
+        exported.write_bytes(b"\0")
+        exported.with_suffix(".json").write_text("{}")
+    nnunet.mkdir()
+    (nnunet / "dataset.json").write_text("{}")
+    (nnunet / "plans.json").write_text("{}")
+    assert segmentation.segmentationRequirements(tinySegmentationModel) == ()
+    assert segmentation.segmentationRequirements(torchscript) == ()
+    (onnxruntime,) = segmentation.segmentationRequirements(onnx)
+    (nnunetv2,) = segmentation.segmentationRequirements(nnunet)
+    assert onnxruntime in extras["onnx"] and nnunetv2 in extras["nnunet"]
+    assert segmentation.segmentationRequirements(Path()) == (), "no model chosen: prepareSynthesis says so"
+    with pytest.raises(ValueError, match="does not exist"):
+        segmentation.segmentationRequirements(tmp_path / "absent.onnx")
+    requirements = (ROOT / "CoNeSSynthesis" / "Resources" / "requirements.txt").read_text(encoding="utf-8")
+    assert "onnxruntime" not in requirements and "nnunetv2" not in requirements

@@ -142,7 +142,7 @@ def test_cmake_lists_every_python_file_and_resource(module: str) -> None:
     [
         ROOT / "CoNeSSynthesis" / "CoNeSSynthesis.py",
         ROOT / "CoNeSTraining" / "CoNeSTraining.py",
-        ROOT / "CoNeSSynthesis" / "Resources" / "batch_synthesize.py",
+        ROOT / "CoNeSSynthesis" / "CoNeSSynthesisLib" / "batch.py",
     ],
     ids=lambda path: path.name,
 )
@@ -158,3 +158,59 @@ def test_requirements_leave_slicer_owned_packages_alone() -> None:
     lines = (ROOT / "CoNeSSynthesis" / "Resources" / "requirements.txt").read_text().splitlines()
     names = {re.split(r"[<>=!~; \[]", line.strip())[0].lower() for line in lines if line.strip()[:1].isalnum()}
     assert names and names.isdisjoint(SLICER_OWNED_PACKAGES)
+
+
+def test_the_panel_self_test_sets_every_choice_explicitly() -> None:
+    # The generated case turns "Prepare raw scans" on by itself (it does not look skull-stripped); a self-test
+    # that left any choice to the panel or to an earlier test would run what it does not mean to.
+    tree = ast.parse((ROOT / "CoNeSSynthesis" / "CoNeSSynthesis.py").read_text(encoding="utf-8"))
+    classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
+    fields = {node.target.id for node in classes["CoNeSSynthesisParameterNode"].body if isinstance(node, ast.AnnAssign)}
+    selfTest = next(
+        node
+        for node in classes["CoNeSSynthesisTest"].body
+        if isinstance(node, ast.FunctionDef) and node.name == "test_panelApplyCreatesTheOutput"
+    )
+    assigned = {
+        target.attr
+        for node in ast.walk(selfTest)
+        if isinstance(node, ast.Assign)
+        for target in node.targets
+        if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "parameters"
+    }
+    assert fields and fields <= assigned, f"not set: {sorted(fields - assigned)}"
+    assert "prepareRawScans" in fields
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_each_panel_shows_its_process_log_in_a_collapsed_read_only_box(module: str) -> None:
+    root = uiTree(module)
+    box = next(widget for widget in root.iter("widget") if widget.get("name") == "processLogCollapsibleButton")
+    properties = {prop.get("name"): prop for prop in box.findall("property")}
+    assert box.get("class") == "ctkCollapsibleButton" and properties["collapsed"].findtext("bool") == "true"
+    log = next(widget for widget in box.iter("widget") if widget.get("name") == "processLogTextEdit")
+    assert log.get("class") == "QPlainTextEdit"
+    assert {prop.get("name"): prop.findtext("bool") for prop in log.findall("property")}["readOnly"] == "true"
+    source = (ROOT / module / f"{module}.py").read_text(encoding="utf-8")
+    assert "onLog=self.ui.processLogTextEdit.appendPlainText" in source
+
+
+def test_the_generated_case_is_registered_with_sample_data_without_files() -> None:
+    # SampleData.py (v5.12.0) SampleDataSource: uris, fileNames, nodeNames... must have equal lengths (empty
+    # here: nothing is downloaded), and a source's button calls customDownloader(source) instead of downloading.
+    source = (ROOT / "CoNeSSynthesis" / "CoNeSSynthesis.py").read_text(encoding="utf-8")
+    assert 'slicer.app.connect("startupCompleted()", registerSampleData)' in source
+    (call,) = [
+        node
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "registerCustomSampleDataSource"
+    ]
+    keywords = {keyword.arg: keyword.value for keyword in call.keywords}
+    for name in ("uris", "fileNames", "nodeNames"):
+        assert isinstance(keywords[name], ast.List) and not keywords[name].elts, name
+    assert (
+        isinstance(keywords["customDownloader"], ast.Name) and keywords["customDownloader"].id == "generateSampleCase"
+    )
+    assert (ROOT / "CoNeSSynthesis" / "Resources" / "Icons" / "CoNeSSynthesis.png").is_file()

@@ -14,7 +14,7 @@ pytest.importorskip("slicer")
 import slicer
 import vtk
 from CoNeSCommon import location
-from CoNeSCommon.jobs import Device, JobCancelled, JobStatus
+from CoNeSCommon.jobs import Device, JobCancelled, JobStatus, startPlainProcess
 from CoNeSSynthesisLib import testing
 from CoNeSSynthesisLib.synthesis import SynthesisJob, prepareSynthesis, readModelCard
 
@@ -133,7 +133,7 @@ def test_resampled_sources_are_synthesized_into_the_chosen_output_only(
     output = job.run()
     job.raiseForStatus()
     assert output is chosen and chosen.GetName() == "chosen output"
-    assert scene.GetNumberOfNodes() == nodes + 1, "no volume is added, only the chosen one's display node"
+    assert scene.GetNumberOfNodes() == nodes + 2, "no volume is added, only the chosen one's display and storage"
     np.testing.assert_array_equal(ijkToRas(chosen), ijkToRas(case[Sequence.T1]))
     assert slicer.util.arrayFromVolume(chosen).shape == slicer.util.arrayFromVolume(case[Sequence.T1]).shape
     np.testing.assert_array_equal(slicer.util.arrayFromVolume(namesake), np.ones((2, 2, 2)))
@@ -162,6 +162,21 @@ def test_cancel_leaves_the_scene_unchanged_and_no_files(scene, case, tinyModel: 
         job.raiseForStatus()
 
 
+def test_discard_at_application_close_deletes_the_copies_of_the_scans_at_once(
+    scene, case, tinyModel: Path, tmp_path: Path
+) -> None:
+    # Slicer delivers a job's end through its event loop, which no longer runs once the application closes.
+    work = workFolder(tmp_path)
+    nodes = scene.GetNumberOfNodes()
+    job = SynthesisJob(scene, prepareSynthesis(tinyModel, sourceVolumes(case), device="cpu"), work, sys.executable)
+    assert sorted(path.name for path in work.iterdir()) == ["flair.nrrd", "t1.nrrd", "t2.nrrd"]
+    job.start(lambda args, environment, onLine, onExit: startPlainProcess(args, environment))
+    job.discard()
+    assert not work.exists()
+    assert job.status is JobStatus.CANCELLED and job.process.process.poll() is not None
+    assert scene.GetNumberOfNodes() == nodes
+
+
 def test_input_the_command_refuses_ends_the_job_with_its_message(scene, case, tinyModel: Path, tmp_path: Path) -> None:
     slicer.util.updateVolumeFromArray(case[Sequence.T2], np.full((10, 36, 32), 7.0, np.float32))
     nodes = scene.GetNumberOfNodes()
@@ -172,6 +187,30 @@ def test_input_the_command_refuses_ends_the_job_with_its_message(scene, case, ti
     assert scene.GetNumberOfNodes() == nodes
     with pytest.raises(ValueError, match="T2"):
         job.raiseForStatus()
+
+
+def test_a_failure_while_adding_the_results_takes_back_every_node_added(
+    scene, case, tinyModel: Path, tinySegmentationModel: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from CoNeSSynthesisLib import trust
+
+    def failingSummary(*arguments):
+        raise RuntimeError("cannot summarize")
+
+    # the last step of adding the results: the segmentation, the output and the map are in the scene by then
+    monkeypatch.setattr(trust, "summarizeUncertainty", failingSummary)
+    slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)  # as in Slicer, where it always exists
+    nodes = scene.GetNumberOfNodes()
+    request = prepareSynthesis(
+        tinyModel, sourceVolumes(case), device="cpu", segmentationModelPath=tinySegmentationModel, uncertaintyMap=True
+    )
+    job = SynthesisJob(scene, request, workFolder(tmp_path), sys.executable)
+    assert job.run() is None
+    assert job.status is JobStatus.FAILED and job.errorMessage == "cannot summarize"
+    assert (job.segmentationNode, job.uncertaintyNode, job.mapNodes) == (None, None, {})
+    assert scene.GetNumberOfNodes() == nodes, [
+        scene.GetNthNode(index).GetClassName() for index in range(nodes, scene.GetNumberOfNodes())
+    ]
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
@@ -253,6 +292,14 @@ def test_prepared_raw_sources_add_the_output_the_brain_mask_and_the_registered_s
     np.testing.assert_allclose(ijkToRas(flair), moved, atol=1e-5, err_msg="the source itself is untouched")
     assert flairOnT1.shape == slicer.util.arrayFromVolume(t1).shape
     assert np.corrcoef((flairOnT1 > 0).ravel(), (slicer.util.arrayFromVolume(t1) > 0).ravel())[0, 1] > 0.9
+
+
+def test_needsPreparation_takes_the_self_tests_tiny_case_for_a_raw_scan(scene, case) -> None:
+    # CoNeSSynthesisTest's panel test relies on this: choosing the case turns "Prepare raw scans" on, and the
+    # test turns it off explicitly (its brain is far below the stripped-brain floor of looks_skull_stripped).
+    from CoNeSSynthesisLib import volumes
+
+    assert volumes.needsPreparation({sequence: case[sequence] for sequence in SOURCES})
 
 
 def test_needsPreparation_tells_raw_scans_from_prepared_ones(scene) -> None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import sys
 from pathlib import Path
 
 import pytest
-from CoNeSCommon.jobs import Device, JobStatus
+from CoNeSCommon.jobs import Device, JobStatus, startPlainProcess
 from CoNeSTrainingLib.training import (
     BEST_MODEL_NAME,
     LAST_MODEL_NAME,
@@ -19,6 +20,7 @@ from CoNeSTrainingLib.training import (
     TrainingLog,
     TrainingProgress,
     TrainingRequest,
+    isProgressBarLine,
     parseTqdmIteration,
     trainingCommand,
 )
@@ -157,6 +159,45 @@ def test_the_log_is_read_incrementally_and_a_partial_line_waits(tmp_path: Path) 
         handle.write(half[10:] + "\nnot json\n")
     assert log.readNew() == [VALIDATION_ENTRY]
     assert log.readNew() == []
+
+
+FAKE_TRAINING = """
+for iteration in range(1, 41):
+    print(f"training: {iteration * 100 // 40:3d}%|##  | {iteration}/40 [00:01<00:01, 9.1it/s, d=1.38]", flush=True)
+print("training: 100%|#####| 40/40 [00:05<00:00,  7.9it/s]INFO iteration 40: validation PSNR 6.63 dB", flush=True)
+print("model written to run/last.pt", flush=True)
+"""
+
+
+def test_the_progress_bar_is_parsed_and_logged_at_debug_only(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # a real bar redraws several times a second: at INFO it would flood Slicer's log
+    lines = []
+    job = TrainingJob(request(tmp_path, iterations=40), sys.executable, onLog=lines.append)
+    caplog.set_level(logging.DEBUG, logger="CoNeSCommon.jobs")
+    status = job.run(lambda args, environment: startPlainProcess([sys.executable, "-c", FAKE_TRAINING], environment))
+    assert status is JobStatus.SUCCEEDED
+    assert job.progress.iteration == 40
+    info = [
+        record.getMessage()
+        for record in caplog.records
+        if record.levelno == logging.INFO and "%|" in record.getMessage()
+    ]
+    debug = [record.getMessage() for record in caplog.records if record.levelno == logging.DEBUG]
+    assert len(debug) == 40 and all(line.startswith("training:") for line in debug)
+    assert len(info) == 1 and info[0].endswith("validation PSNR 6.63 dB"), "a bar with a message after it stays"
+    assert lines == ["model written to run/last.pt"], "the panel's log gets the lines that are not the bar"
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("training:  45%|####5     | 9/20 [00:01<00:01, 9.1it/s]", True),
+        ("training: 100%|######| 2/2 [00:11<00:00,  5.65s/it]INFO iteration 2: validation PSNR 6.63 dB", False),
+        ("model written to run/last.pt", False),
+    ],
+)
+def test_isProgressBarLine(line: str, expected: bool) -> None:
+    assert isProgressBarLine(line) is expected
 
 
 def test_a_real_run_reports_progress_losses_and_psnr(tmp_path: Path) -> None:

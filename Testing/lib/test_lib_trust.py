@@ -212,3 +212,23 @@ def test_the_enhancement_map_is_refused_for_a_model_that_does_not_make_t1ce_from
 def test_the_colour_tables_are_slicer_s_default_file_tables() -> None:
     assert slicer.vtkMRMLColorLogic.GetFileColorNodeID("Inferno.txt") == trust.UNCERTAINTY_COLOR_NODE_ID
     assert slicer.vtkMRMLColorLogic.GetFileColorNodeID("DivergingBlueRed.txt") == trust.ENHANCEMENT_COLOR_NODE_ID
+
+
+def test_a_run_without_uncertainty_takes_an_earlier_map_off_the_slice_views(scene, case) -> None:
+    composites = [scene.AddNewNodeByClass("vtkMRMLSliceCompositeNode") for _ in range(3)]
+    first, second, earlierMap = case[Sequence.T1CE], case[Sequence.T2], case[Sequence.FLAIR]
+    earlierMap.SetAttribute(SYNTHETIC_ATTRIBUTE, "UNCERTAINTY OF SYNTHETIC T1ce - CoNeS 0123456789ab")
+    trust.showOnSliceViews(scene, first, earlierMap)
+    for composite in composites:
+        assert (composite.GetBackgroundVolumeID(), composite.GetForegroundVolumeID()) == (
+            first.GetID(),
+            earlierMap.GetID(),
+        )
+        assert composite.GetForegroundOpacity() == pytest.approx(trust.UNCERTAINTY_OPACITY)
+    trust.showOnSliceViews(scene, second, None)
+    for composite in composites:
+        assert (composite.GetBackgroundVolumeID(), composite.GetForegroundVolumeID()) == (second.GetID(), None)
+    chosen = case[Sequence.T1]  # a foreground the user put there, not a CoNeS volume
+    composites[0].SetForegroundVolumeID(chosen.GetID())
+    trust.showOnSliceViews(scene, first, None)
+    assert composites[0].GetForegroundVolumeID() == chosen.GetID()

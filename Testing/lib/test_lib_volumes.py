@@ -176,6 +176,7 @@ def test_writeSynthesizedVolume_replaces_only_the_chosen_node(scene, case) -> No
     image = volumes.imageFromVolume(case[Sequence.T1CE])
     output = volumes.writeSynthesizedVolume(scene, image, case[Sequence.T1], Sequence.T1CE, outputNode=chosen)
     assert output is chosen and chosen.GetName() == "my output"
-    assert scene.GetNumberOfNodes() == nodes + 1, "only a display node is added"
+    assert scene.GetNumberOfNodes() == nodes + 2, "only a display node and a NRRD storage node are added"
+    assert chosen.GetStorageNode().IsA("vtkMRMLNRRDStorageNode")
     np.testing.assert_array_equal(ijkToRas(chosen), ijkToRas(case[Sequence.T1]))
     np.testing.assert_array_equal(slicer.util.arrayFromVolume(bystander), np.ones((2, 2, 2)))

@@ -32,7 +32,14 @@ from typing import Any, BinaryIO
 from cones.checkpoint.card import ModelCard
 from cones.checkpoint.validation import EXECUTABLE_CONTENT, check_archive, check_layout, parse_card, refusal
 
-__all__ = ["StoragePlaceholder", "TensorPlaceholder", "TorchValue", "read_model_card_without_torch", "unpickle_payload"]
+__all__ = [
+    "StoragePlaceholder",
+    "TensorPlaceholder",
+    "TorchValue",
+    "read_model_card_without_torch",
+    "unpickle_payload",
+    "unpickle_without_torch",
+]
 
 _PICKLE_NAME = "data.pkl"
 
@@ -157,14 +164,28 @@ def read_model_card_without_torch(path: str | os.PathLike[str]) -> ModelCard:
             anything beyond tensors and plain data, comes from a newer format, or has an invalid card.
     """
     path = Path(path)
+    raw = unpickle_without_torch(path)
+    check_layout(path, raw, is_tensor=lambda value: isinstance(value, TensorPlaceholder))
+    return parse_card(path, raw)
+
+
+def unpickle_without_torch(path: str | os.PathLike[str]) -> Any:
+    """What a ``torch.save`` file holds (tensors as placeholders), refused as ``torch.load(weights_only=True)`` refuses.
+
+    The torch-free twin of the torch reader's unpickling step, for every model file Slicer's GUI
+    process reads a card from (synthesis and segmentation models).
+
+    Raises:
+        CheckpointError: the file does not exist, is not a ``torch.save`` archive, is truncated or
+            corrupt, or holds anything beyond tensors and plain data.
+    """
+    path = Path(path)
     check_archive(path)
     try:
         with path.open("rb") as stream:
-            raw = unpickle_payload(stream)
+            return unpickle_payload(stream)
     except pickle.UnpicklingError as error:
         raise refusal(path, EXECUTABLE_CONTENT) from error
     except Exception as error:  # a damaged pickle can fail in any way (TypeError from a call with bad arguments...)
         detail = next(iter(str(error).splitlines()), "") or type(error).__name__
         raise refusal(path, f"it is truncated or corrupt ({detail})") from error
-    check_layout(path, raw, is_tensor=lambda value: isinstance(value, TensorPlaceholder))
-    return parse_card(path, raw)

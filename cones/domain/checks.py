@@ -57,6 +57,10 @@ tell T1 from T2 (each is the other's inverse), their percentiles can (T1 is most
 _PROBE_VOXEL_MM = 2.0
 _PROBE_STEPS = 4
 _PROBE_BINS = 32
+_PROBE_SAMPLES = 200_000
+"""At most this many voxels, an even stride through the probe grid, estimate each mutual information of the
+registration probe (13 estimates per source): a 32-bin histogram changes little beyond, and Slicer's panel runs
+these checks in its own thread, where a full-size volume's 1.1 million probe voxels took seconds."""
 
 
 class Severity(StrEnum):
@@ -478,5 +482,7 @@ def _nmi(first: np.ndarray, second: np.ndarray) -> float:
     """Normalized mutual information where either volume has signal."""
     from cones.preprocessing.registration import normalized_mutual_information_of_values
 
+    stride = max(1, first.size // _PROBE_SAMPLES)
+    first, second = first.ravel()[::stride], second.ravel()[::stride]
     inside = (first != 0) | (second != 0)
     return normalized_mutual_information_of_values(first[inside], second[inside], bins=_PROBE_BINS)

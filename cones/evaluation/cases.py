@@ -50,6 +50,7 @@ def case_volumes(
         mask=mask,
         labels=labels,
         target_foreground=arrays[target] > normalization.foreground_threshold,
+        raw_target=arrays[target],
     )
 
 

@@ -13,6 +13,7 @@ network are scored: copying the first source, zero and mean imputation, and the 
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import os
@@ -35,6 +36,7 @@ from cones.evaluation.protocols import IntensityProtocol, on_protocol
 from cones.evaluation.report import EXAMPLE_LIMIT, Example, write_report, write_uncertainty_report
 from cones.inference import SynthesisOptions
 from cones.metrics import SpectrumAccumulator, evaluation_regions, region_scores
+from cones.metrics.brasyn import BRASYN_WINDOW, brasyn_ssim
 from cones.precision import Precision
 from cones.sequences import Sequence
 from cones.trust.calibration import UncertaintyCalibration, calibrate_uncertainty, synthesis_error
@@ -45,6 +47,7 @@ logger = logging.getLogger(__name__)
 
 REAL = "real"
 """Name of the real target among the spectra and the intensity calibration."""
+_BRASYN_PARTS = ("tumour", "non_tumour")
 
 
 @dataclass(frozen=True)
@@ -109,9 +112,51 @@ def _score_rows(case: CaseVolumes, predictions: dict[str, np.ndarray], axis: int
 
 
 def _brain_intensities(case: CaseVolumes, predictions: dict[str, np.ndarray]) -> dict[tuple[str, str], BrainIntensity]:
-    """By (case, method): the brain's median and 90th percentile on the model scale, the real target's included."""
+    """By (case, method): the brain's median, 90th percentile and enhancement contrast, the real target's included."""
     volumes = {REAL: case.target, **predictions}
-    return {(case.case_id, name): brain_intensity(volume, case.mask) for name, volume in volumes.items()}
+    return {(case.case_id, name): brain_intensity(volume, case.mask, case.labels) for name, volume in volumes.items()}
+
+
+def _brasyn_rows(case: CaseVolumes, predictions: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    """BraSyn's tumour and non-tumour SSIM of every prediction, for a case with a tumour label and a raw target.
+
+    A constant prediction (zero imputation) has no percentile scale and gets no row, and a volume
+    thinner than the 3D window has no score (a warning says so).
+    """
+    if case.labels is None or case.raw_target is None or not (case.labels > 0).any():
+        return []
+    if min(case.labels.shape) < BRASYN_WINDOW:
+        logger.warning("%s: no BraSyn SSIM, the volume %s is thinner than its window", case.case_id, case.labels.shape)
+        return []
+    tumour = case.labels > 0
+    rows = []
+    for name, prediction in predictions.items():
+        if np.ptp(prediction) == 0:
+            continue
+        scores = brasyn_ssim(prediction, case.raw_target, tumour)
+        rows.append({"case": case.case_id, "method": name, "tumour": scores.tumour, "non_tumour": scores.non_tumour})
+    return rows
+
+
+def _write_brasyn(output_dir: Path, rows: list[dict[str, Any]]) -> tuple[dict[str, Path], dict[str, Any]]:
+    """``brasyn_ssim.csv`` (a row per case and method) and the summary's means per method."""
+    path = output_dir / "brasyn_ssim.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["case", "method", "tumour", "non_tumour"])
+        writer.writeheader()
+        writer.writerows(rows)
+    methods = list(dict.fromkeys(row["method"] for row in rows))
+    means = {
+        method: {part: float(np.mean([row[part] for row in rows if row["method"] == method])) for part in _BRASYN_PARTS}
+        for method in methods
+    }
+    section = {
+        "quantity": "BraSyn 2023 SSIM: 3D Gaussian SSIM (11 voxels, sigma 1.5) of the tumour-masked and "
+        "non-tumour-masked volumes, each on its own 0.5-99.5 percentiles of the whole volume",
+        "mean": means,
+        "cases": len({row["case"] for row in rows}),
+    }
+    return {path.name: path}, section
 
 
 def _add_spectra(
@@ -154,7 +199,9 @@ def evaluate(
         output_dir: where ``metrics.csv`` (a row per case, protocol, method and region),
             ``summary.json``, ``table.md`` (a table per protocol), ``calibration.csv`` and
             ``calibration.png`` (the brain's median and 90th percentile per method and case),
-            ``spectrum.png``, ``spectrum.csv`` and ``examples.png`` are written.
+            ``spectrum.png``, ``spectrum.csv`` and ``examples.png`` are written, and for cases with
+            tumour labels ``brasyn_ssim.csv`` (BraSyn 2023's tumour and non-tumour SSIM,
+            :mod:`cones.metrics.brasyn`).
         case_ids: evaluate only these cases (default: all).
         fit_from: folder of cases (e.g. the training data) the mean imputation and the
             learned-linear map are fitted on; default: leave-one-out over the evaluated cases
@@ -201,6 +248,7 @@ def evaluate(
     examples: list[Example] = []
     calibrations: dict[tuple[str, str], UncertaintyCalibration] = {}
     intensities: dict[tuple[str, str], BrainIntensity] = {}
+    brasyn: list[dict[str, Any]] = []
     for number, case in enumerate(cases, start=1):
         logger.info("evaluating case %d of %d: %s", number, len(cases), case.case_id)
         volumes = load_case_volumes(case, sources, target, normalization)
@@ -215,6 +263,7 @@ def evaluate(
                 predictions[method.name] = method.predict(volumes)
         rows.extend(_score_rows(volumes, predictions, axis))
         intensities.update(_brain_intensities(volumes, predictions))
+        brasyn.extend(_brasyn_rows(volumes, predictions))
         _add_spectra(spectra, volumes, predictions, axis)
         if len(examples) < EXAMPLE_LIMIT:
             examples.append(_example(volumes, predictions, axis))
@@ -224,6 +273,9 @@ def evaluate(
     title = f"{target.display_name}: brain intensities of each method against the real target"
     calibration_files, summary["calibration"] = write_intensity_calibration(output_dir, intensities, REAL, title)
     files.update(calibration_files)
+    if brasyn:
+        brasyn_files, summary["brasyn_ssim"] = _write_brasyn(output_dir, brasyn)
+        files.update(brasyn_files)
     if uncertainty:
         uncertainty_files, summary["uncertainty"] = write_uncertainty_report(output_dir, calibrations, target)
         files.update(uncertainty_files)

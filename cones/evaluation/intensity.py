@@ -4,7 +4,10 @@ A PSNR gap does not say whether a method draws the wrong structure or the right 
 The median and the 90th percentile of a prediction inside the brain, on the model scale
 (:class:`~cones.evaluation.protocols.IntensityProtocol`), next to the real target's, show a global
 intensity bias at a glance: on the real held-out case the bundled model's median lies below the real
-one, the linear baseline's above it.
+one, the linear baseline's above it. Where the case has an expert label map, the *enhancement
+contrast* (median of the enhancing tumour over the median of normal-appearing brain, i.e. the brain
+outside the whole tumour) says whether a T1ce-like prediction draws the enhancement as bright as
+the contrast agent does, independently of any global scale.
 """
 
 from __future__ import annotations
@@ -17,22 +20,44 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BrainIntensity", "brain_intensity", "write_intensity_calibration"]
+from cones.segmentation.labels import BratsRegion, detect_labels, region_masks
+
+__all__ = ["BrainIntensity", "brain_intensity", "enhancement_contrast", "write_intensity_calibration"]
 
 
 @dataclass(frozen=True)
 class BrainIntensity:
-    """The median and 90th percentile of a volume inside the brain (unit scale)."""
+    """The median and 90th percentile of a volume inside the brain (unit scale), and its enhancement contrast.
+
+    ``enhancement_contrast`` is ``None`` without labels, without an enhancing tumour, or where the
+    normal-appearing brain's median is 0 (a prediction that is empty there).
+    """
 
     median: float
     p90: float
+    enhancement_contrast: float | None = None
 
 
-def brain_intensity(volume: np.ndarray, brain: np.ndarray) -> BrainIntensity:
-    """:class:`BrainIntensity` of ``volume`` inside ``brain``.
+def enhancement_contrast(volume: np.ndarray, brain: np.ndarray, labels: np.ndarray) -> float | None:
+    """Median of ``volume`` in the enhancing tumour over its median in the brain outside the whole tumour.
+
+    Returns:
+        The ratio, or ``None`` when the labels hold no enhancing voxel inside the brain, the brain has
+        no voxel outside the tumour, or that median is not positive.
+    """
+    regions = region_masks(labels, detect_labels(labels))
+    enhancing, normal = regions[BratsRegion.ET] & brain, brain & ~regions[BratsRegion.WT]
+    if not enhancing.any() or not normal.any():
+        return None
+    normal_median = float(np.median(volume[normal]))
+    return float(np.median(volume[enhancing])) / normal_median if normal_median > 0 else None
+
+
+def brain_intensity(volume: np.ndarray, brain: np.ndarray, labels: np.ndarray | None = None) -> BrainIntensity:
+    """:class:`BrainIntensity` of ``volume`` inside ``brain`` (with the enhancement contrast when ``labels`` are given).
 
     Raises:
-        ValueError: the shapes differ or the brain is empty.
+        ValueError: the shapes differ, the brain is empty, or the labels are not a BraTS map.
     """
     brain = np.asarray(brain, dtype=bool)
     if volume.shape != brain.shape:
@@ -40,7 +65,8 @@ def brain_intensity(volume: np.ndarray, brain: np.ndarray) -> BrainIntensity:
     if not brain.any():
         raise ValueError("the brain mask is empty")
     median, p90 = np.percentile(volume[brain], [50.0, 90.0])
-    return BrainIntensity(float(median), float(p90))
+    contrast = enhancement_contrast(volume, brain, labels) if labels is not None else None
+    return BrainIntensity(float(median), float(p90), contrast)
 
 
 def write_intensity_calibration(
@@ -56,29 +82,34 @@ def write_intensity_calibration(
 
     Returns:
         The files by name, and ``{"quantity", "per_case", "mean"}``: the mean over cases of each
-        method's median and 90th percentile.
+        method's median, 90th percentile and enhancement contrast (over the cases that have one).
     """
     files = {name: output_dir / name for name in ("calibration.csv", "calibration.png")}
     with files["calibration.csv"].open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["case", "method", "median", "p90"])
+        writer.writerow(["case", "method", "median", "p90", "enhancement_contrast"])
         for (case, method), value in intensities.items():
-            writer.writerow([case, method, value.median, value.p90])
+            contrast = "" if value.enhancement_contrast is None else value.enhancement_contrast
+            writer.writerow([case, method, value.median, value.p90, contrast])
     methods = list(dict.fromkeys(method for _, method in intensities))
-    means = {
-        method: {
-            field: float(np.mean([getattr(v, field) for (_, m), v in intensities.items() if m == method]))
-            for field in ("median", "p90")
-        }
-        for method in methods
-    }
+    means = {method: _means([v for (_, m), v in intensities.items() if m == method]) for method in methods}
     _plot(intensities, real, files["calibration.png"], title)
     section = {
-        "quantity": "median and 90th percentile inside the brain, model scale ([0, 1]); 'real' is the real target",
+        "quantity": "median and 90th percentile inside the brain, model scale ([0, 1]), and the enhancement "
+        "contrast (enhancing-tumour median over normal-appearing-brain median); 'real' is the real target",
         "per_case": [{"case": case, "method": method, **asdict(v)} for (case, method), v in intensities.items()],
         "mean": means,
     }
     return files, section
+
+
+def _means(values: list[BrainIntensity]) -> dict[str, float | None]:
+    contrasts = [v.enhancement_contrast for v in values if v.enhancement_contrast is not None]
+    return {
+        "median": float(np.mean([v.median for v in values])),
+        "p90": float(np.mean([v.p90 for v in values])),
+        "enhancement_contrast": float(np.mean(contrasts)) if contrasts else None,
+    }
 
 
 def _plot(intensities: Mapping[tuple[str, str], BrainIntensity], real: str, path: Path, title: str) -> None:

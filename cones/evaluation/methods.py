@@ -48,6 +48,8 @@ class CaseVolumes:
         mask: the brain (foreground of the sources).
         labels: the tumour label map, or ``None`` when the case has none.
         target_foreground: where the real target is foreground, or ``None``: the sources' foreground.
+        raw_target: the real target in scanner units, or ``None``; scores that normalize each volume
+            their own way (BraSyn's SSIM, :mod:`cones.metrics.brasyn`) start from it.
     """
 
     case_id: str
@@ -56,6 +58,7 @@ class CaseVolumes:
     mask: np.ndarray
     labels: np.ndarray | None
     target_foreground: np.ndarray | None = None
+    raw_target: np.ndarray | None = None
 
     @property
     def target_brain(self) -> np.ndarray:

@@ -1,9 +1,11 @@
-"""Where synthesized images are compared: the whole image, the brain, and the tumour's bounding box.
+"""Where synthesized images are compared: the whole image, the brain, the tumour's box and its regions.
 
 The paper reports PSNR and SSIM on the whole image (after cropping the background to the
 foreground's bounding box) and inside the tumour's bounding box (Tables 2 and 4), because the
 enhancing tumour, which is what T1ce exists for, is a few percent of the brain and barely moves a
-whole-image score. The brain mask adds the comparison that ignores the background entirely.
+whole-image score. The brain mask adds the comparison that ignores the background entirely, and
+the BraTS regions of an expert label map (enhancing tumour, tumour core, whole tumour) score the
+tissue itself rather than the box around it, which is mostly healthy brain.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from enum import StrEnum
 import numpy as np
 
 from cones.metrics.similarity import SSIM_WINDOW, check_pair, mean_absolute_error, psnr, ssim_map
+from cones.segmentation.labels import BratsRegion, detect_labels, region_masks
 
 __all__ = ["Metric", "Region", "bounding_box_mask", "evaluation_regions", "region_scores"]
 
@@ -24,11 +27,23 @@ class Region(StrEnum):
     ``whole``: the bounding box of the brain, i.e. the whole image after the paper's background crop.
     ``brain``: the brain (foreground) mask itself.
     ``tumour_bbox``: the bounding box of all tumour labels (any label > 0), when the case has labels.
+    ``enhancing_tumour``, ``tumour_core``, ``whole_tumour``: the BraTS regions of the labels
+    (:mod:`cones.segmentation.labels`), each where the case has it.
     """
 
     WHOLE = "whole"
     BRAIN = "brain"
     TUMOUR_BBOX = "tumour_bbox"
+    ENHANCING_TUMOUR = "enhancing_tumour"
+    TUMOUR_CORE = "tumour_core"
+    WHOLE_TUMOUR = "whole_tumour"
+
+
+_BRATS_REGIONS = {
+    BratsRegion.ET: Region.ENHANCING_TUMOUR,
+    BratsRegion.TC: Region.TUMOUR_CORE,
+    BratsRegion.WT: Region.WHOLE_TUMOUR,
+}
 
 
 class Metric(StrEnum):
@@ -58,11 +73,12 @@ def evaluation_regions(brain: np.ndarray, labels: np.ndarray | None = None) -> d
 
     Args:
         brain: bool foreground mask of the case.
-        labels: tumour label map of the same shape (BraTS 1/2/4 or 1/2/3, any value > 0 counts), or
-            ``None``; without labels, or with an empty label map, there is no tumour region.
+        labels: tumour label map of the same shape (BraTS 1/2/4 or 1/2/3, any value > 0 counts for
+            the box), or ``None``; without labels, or with an empty label map, there is no tumour
+            region, and a BraTS region the map does not hold (no enhancing voxel, say) is left out.
 
     Raises:
-        ValueError: the brain mask is empty or the shapes differ.
+        ValueError: the brain mask is empty, the shapes differ, or the labels are not a BraTS map.
     """
     brain = np.asarray(brain, dtype=bool)
     regions = {Region.WHOLE: bounding_box_mask(brain), Region.BRAIN: brain}
@@ -71,6 +87,9 @@ def evaluation_regions(brain: np.ndarray, labels: np.ndarray | None = None) -> d
             raise ValueError(f"labels shape {labels.shape} differs from the brain mask's {brain.shape}")
         if (labels > 0).any():
             regions[Region.TUMOUR_BBOX] = bounding_box_mask(labels > 0)
+            for brats_region, mask in region_masks(labels, detect_labels(labels)).items():
+                if mask.any():
+                    regions[_BRATS_REGIONS[brats_region]] = mask
     return regions
 
 

@@ -14,16 +14,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import SimpleITK as sitk
-import torch
 
 from cones.config import JsonConfig
 from cones.data.geometry import CANONICAL_ORIENTATION, check_same_grid, reorient
 from cones.data.io import array_to_image, image_to_array
 from cones.segmentation.labels import LabelSet
 from cones.sequences import Sequence, parse_sequence
+
+# torch is imported where a network runs: Slicer's GUI process reads SegmentationInfo through this module.
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "STORED_ORIENTATION",
@@ -288,6 +292,7 @@ def sliding_window_classes(
     Patches overlap by a quarter so that each voxel is predicted away from a patch border, where a
     convolutional network sees the least context. Volumes smaller than a patch are padded.
     """
+    import torch
     from monai.inferers import sliding_window_inference
 
     inputs = torch.from_numpy(np.ascontiguousarray(channels))[None].to(device)

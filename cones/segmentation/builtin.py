@@ -1,7 +1,8 @@
 """The built-in segmentation network: a MONAI 3D U-Net in a self-describing model file.
 
 The file follows the CoNeS model file rules (:mod:`cones.checkpoint`): a ``torch.save`` archive of
-tensors and plain data, read only with ``torch.load(weights_only=True)`` and written atomically,
+tensors and plain data, read only with ``torch.load(weights_only=True)`` (the card alone, for Slicer's
+GUI process, with the stricter torch-free reader of :mod:`cones.checkpoint.torch_free`) and written atomically,
 with a card that says which sequences it needs in which order, how they are normalised, which
 label values mean NCR, ED and ET, and where the weights came from. Its own format name keeps a
 segmentation file from being mistaken for a synthesis model, and the other way round::
@@ -15,20 +16,22 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
 
 from cones.checkpoint import CheckpointError, Provenance
-from cones.checkpoint.reading import _unpickle
-from cones.checkpoint.writing import _write_atomically
+from cones.checkpoint.torch_free import unpickle_without_torch
 from cones.config import JsonConfig
-from cones.device import resolve_device
 from cones.segmentation.base import InputNormalization, SegmentationModel, sliding_window_classes
 from cones.segmentation.labels import LabelSet
 from cones.sequences import Sequence, parse_sequences
+
+# torch is imported where a network is built, loaded or saved: Slicer's GUI process reads the card through
+# read_segmentation_card without it.
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 __all__ = [
     "SEGMENTATION_FORMAT",
@@ -152,6 +155,8 @@ def save_segmentation_model(
     Raises:
         FileExistsError: ``path`` exists and ``overwrite`` is false.
     """
+    from cones.checkpoint.writing import _write_atomically
+
     path = Path(path)
     payload: dict[str, Any] = {
         "format": SEGMENTATION_FORMAT,
@@ -164,16 +169,20 @@ def save_segmentation_model(
 
 
 def read_segmentation_card(path: str | os.PathLike[str]) -> SegmentationCard:
-    """The card of a built-in segmentation model file, checked, without building its network.
+    """The card of a built-in segmentation model file, checked, without building its network or importing torch.
+
+    The file is unpickled by the torch-free reader (:func:`cones.checkpoint.torch_free.unpickle_without_torch`),
+    which refuses what ``torch.load(weights_only=True)`` refuses, so Slicer's GUI process can check a
+    request before the worker process that loads the network starts.
 
     Raises:
         CheckpointError: see :func:`load_builtin_segmentation` (all but the weights check).
     """
-    return _read_checked(Path(path))[0]
+    path = Path(path)
+    return _checked_card(path, unpickle_without_torch(path))
 
 
-def _read_checked(path: Path) -> tuple[SegmentationCard, dict[str, Any]]:
-    raw = _unpickle(path)
+def _checked_card(path: Path, raw: Any) -> SegmentationCard:
     if not isinstance(raw, dict) or raw.get("format") != SEGMENTATION_FORMAT:
         found = raw.get("format") if isinstance(raw, dict) else None
         hint = (
@@ -192,7 +201,7 @@ def _read_checked(path: Path) -> tuple[SegmentationCard, dict[str, Any]]:
         card = SegmentationCard.from_dict(raw["card"])
     except ValueError as error:
         raise CheckpointError(f"refusing to load {path}: its card is invalid: {error}") from error
-    return card, raw
+    return card
 
 
 def load_builtin_segmentation(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> BuiltinSegmentation:
@@ -203,8 +212,12 @@ def load_builtin_segmentation(path: str | os.PathLike[str], device: str | torch.
             model (a synthesis model included), comes from a newer format, has an invalid card, or its
             weights do not fit the card's network.
     """
+    from cones.checkpoint.reading import _unpickle
+    from cones.device import resolve_device
+
     path = Path(path)
-    card, raw = _read_checked(path)
+    raw = _unpickle(path)
+    card = _checked_card(path, raw)
     network = build_unet(card.network, len(card.sequences), len(card.label_values))
     try:
         network.load_state_dict(raw["network_state"], strict=True)

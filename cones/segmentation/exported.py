@@ -27,16 +27,19 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from cones.config import JsonConfig
 from cones.data.geometry import CANONICAL_ORIENTATION
-from cones.device import resolve_device
 from cones.segmentation.base import InputNormalization, SegmentationModel, check_orientation, sliding_window_classes
 from cones.segmentation.labels import LabelSet
 from cones.sequences import Sequence, parse_sequences
+
+# torch is imported where a network is loaded: Slicer's GUI process reads the sidecar through this module.
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "EXPORTED_SUFFIXES",
@@ -120,6 +123,10 @@ def load_exported_segmentation(
         raise ValueError(f"segmentation model {str(path)!r} does not exist")
     if path.suffix.lower() not in EXPORTED_SUFFIXES:
         raise ValueError(f"segmentation model {str(path)!r} must end with one of {', '.join(EXPORTED_SUFFIXES)}")
+    import torch
+
+    from cones.device import resolve_device
+
     sidecar = read_sidecar(path)
     device = resolve_device(device)
     if path.suffix.lower() == ".onnx":
@@ -172,6 +179,8 @@ def _onnx_network(path: Path, device: torch.device) -> Callable[[torch.Tensor], 
     except Exception as error:  # onnxruntime raises its own untyped errors for unreadable models
         raise ValueError(f"{str(path)!r} is not an ONNX network: {str(error).splitlines()[0]}") from None
     input_name = session.get_inputs()[0].name
+
+    import torch
 
     def run(batch: torch.Tensor) -> torch.Tensor:
         (logits, *_) = session.run(None, {input_name: batch.detach().cpu().numpy().astype(np.float32)})

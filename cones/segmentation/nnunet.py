@@ -24,15 +24,17 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
-from cones.device import resolve_device
 from cones.segmentation.base import STORED_ORIENTATION, InputNormalization, NormalizationMethod, SegmentationModel
 from cones.segmentation.labels import LabelSet
 from cones.sequences import Sequence, parse_sequence
+
+# torch is imported where a model is loaded: Slicer's GUI process reads dataset.json through this module.
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "NnUNetSegmentation",
@@ -196,6 +198,8 @@ def load_nnunet_segmentation(
     if not folds:
         raise ValueError(f"{str(folder)!r} has no fold_*/{_CHECKPOINT}")
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+
+    from cones.device import resolve_device
 
     device = resolve_device(device)
     with _quiet():

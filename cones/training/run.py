@@ -211,7 +211,8 @@ def train(
         resume: continue the run in ``output_dir`` from its ``last.pt``.
         resample: resample sequences on other grids onto the first source instead of refusing.
         command: the command line, recorded in the checkpoint's provenance.
-        data_description: which data (and its attribution), recorded in the provenance.
+        data_description: which data (and its attribution), recorded in the provenance; a resumed run
+            keeps the saved one unless another is given.
         show_progress: draw a tqdm bar on rank 0.
         cache_dir: the slice cache folder (default: ``output_dir/cache``); runs on the same data
             with the same normalization can share one, as the baseline comparison does.
@@ -280,6 +281,9 @@ def _train(
     saved_run = load_resumable(run_dir / LAST) if resume else None
     if saved_run is not None:
         config = _resumed_config(run_dir, saved_run[0][TRAINING_STATE_KEY], config)
+        # A resume command seldom repeats the description; without this the resumed model's card would
+        # lose which data it learned from and its attribution.
+        data_description = data_description or saved_run[1].provenance.data_description
     sources, targets = parse_sequences(config.sources), parse_sequences(config.targets)
     initial = _initial_generator_state(initial_model, config, sources, targets) if initial_model else None
     cases = require_sequences(find_cases(data_dir), (*sources, *targets))
