@@ -41,7 +41,7 @@ def case(request):
 
 
 def test_the_bundled_model_records_its_training_statistics(card) -> None:
-    assert card.training_domain.cases == 30 and card.training_domain.skull_stripped  # the 30 real training cases
+    assert card.training_domain.cases == 17 and card.training_domain.skull_stripped
     assert [statistics.sequence for statistics in card.training_domain.statistics] == list(SOURCES)
 
 
