@@ -6,7 +6,9 @@ slice, seconds per whole volume through :func:`~cones.inference.synthesize_volum
 slices skipped, as in real use), and peak memory: on CUDA the GPU memory allocated for that row; on
 the CPU the process's peak resident memory, reset before each row on Linux (elsewhere it only grows
 within a process: run one row per process there). ``--compare`` times every compute path of
-:mod:`cones.precision` side by side in one process, so their ratios share the machine's load.
+:mod:`cones.precision` side by side in one process, so their ratios share the machine's load; for
+CoNeS its first row is the authors' protocol (fp32, NCHW, the neural field on whole slices), the
+others run the field on the foreground pixels only, as synthesis does.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import resource
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,10 +28,10 @@ from torch.utils.flop_counter import FlopCounterMode
 from cones.checkpoint import LoadedModel
 from cones.config import NormalizationConfig
 from cones.device import resolve_device
-from cones.inference import SynthesisOptions, synthesize_volume
+from cones.inference import SynthesisOptions, slice_network, synthesize_volume
 from cones.metrics import psnr, rescale_pair
-from cones.model import Architecture, Preset, build_generator
-from cones.precision import CANDIDATE_PATHS, ComputePath, Precision, calibrated_path, choose_path
+from cones.model import Architecture, CoNeSGenerator, Preset, build_generator
+from cones.precision import CANDIDATE_PATHS, REFERENCE_PATH, ComputePath, Precision, calibrated_path, choose_path
 from cones.sequences import Sequence
 
 __all__ = ["BenchmarkResult", "benchmark_preset", "format_table", "phantom_volume"]
@@ -63,6 +66,12 @@ def phantom_volume(shape: tuple[int, int, int], seed: int = 0) -> np.ndarray:
     inside = (x[:, None, None] / 0.7) ** 2 + (y[None, :, None] / 0.85) ** 2 + (z[None, None, :] / 0.8) ** 2 < 1
     values = np.random.default_rng(seed).uniform(100, 1000, size=shape).astype(np.float32)
     return np.transpose(np.where(inside, values, 0.0), (2, 1, 0))  # (z, y, x) like SimpleITK arrays
+
+
+def _phantom_slice_foreground(slice_shape: tuple[int, int]) -> torch.Tensor:
+    """``(1, rows, cols)``: the phantom's central axial slice outline, 47 % of the slice (a BraTS slice: 30-45 %)."""
+    rows, cols = (torch.linspace(-1, 1, n) for n in slice_shape)
+    return ((rows[:, None] / 0.85) ** 2 + (cols[None, :] / 0.7) ** 2 < 1)[None]
 
 
 _PROC_STATUS = Path("/proc/self/status")
@@ -117,7 +126,8 @@ def benchmark_preset(
         precision: ``auto``, ``fp32`` or ``bf16``; the row is the path synthesis chooses for it.
         batch_size: slices per forward pass in the whole-volume run (``None``: synthesis's default).
         arch: the generator architecture (CoNeS or a baseline; ignored with ``model``).
-        compare: one row per path of :data:`~cones.precision.CANDIDATE_PATHS` instead, fp32 first; the path
+        compare: one row per path of :data:`~cones.precision.CANDIDATE_PATHS` instead; for CoNeS first the
+            authors' protocol (fp32 NCHW, whole slices), for other architectures fp32 first. The path
             synthesis chooses for ``precision`` is marked "(chosen)".
         model: a trained model to time (its card gives the sources and targets) instead of random weights.
     """
@@ -137,18 +147,27 @@ def benchmark_preset(
         generator(batch)
     # The chosen path's layout is the one synthesis times for itself once per process (the same cache).
     chosen = calibrated_path(generator, batch, choose_path(precision, torch_device), torch_device)
-    paths = CANDIDATE_PATHS if compare else (chosen,)
+    rows = [(path, True) for path in (CANDIDATE_PATHS if compare else (chosen,))]
+    if compare and isinstance(generator, CoNeSGenerator):
+        rows.insert(0, (REFERENCE_PATH, False))
+    foreground = _phantom_slice_foreground(slice_shape).to(torch_device)
     results, reference = [], None
-    for path in paths:
+    for path, skip_background in rows:
         _reset_peak_memory(torch_device)
-        seconds_per_slice, output = _time_slices(generator, batch, path, torch_device, repeats)
+        network = slice_network(generator, skip_background)
+        seconds_per_slice, output = _time_slices(
+            lambda batch, network=network: network(batch, foreground), generator, batch, path, torch_device, repeats
+        )
         seconds_per_volume = None
-        if volumes is not None:
+        if volumes is None:
+            output = np.where(foreground.cpu().numpy()[:, None], output, np.float32(-1.0))
+        else:
             options = SynthesisOptions(
                 str(torch_device),
                 batch_size,
                 precision=path.precision,
                 channels_last=path.channels_last if compare else None,
+                skip_background=skip_background,
             )
             start = time.perf_counter()
             output = synthesize_volume(generator, volumes, sources, targets, normalization, options)[targets[0]]
@@ -160,33 +179,44 @@ def benchmark_preset(
                 preset=str(preset),
                 arch=str(arch),
                 device=str(torch_device),
-                path=f"{path.name} (chosen)" if compare and path == chosen else path.name,
+                path=_row_name(path, skip_background, chosen if compare else None),
                 parameters=sum(p.numel() for p in generator.parameters()),
                 gflop_per_slice=counter.get_total_flops() / 1e9,
                 seconds_per_slice=seconds_per_slice,
                 seconds_per_volume=seconds_per_volume,
                 volume_shape=volume_shape or (0, 0, 0),
                 peak_memory_mb=_peak_memory_mb(torch_device),
-                psnr_against_fp32=_psnr(output, reference) if path != paths[0] and model is not None else None,
+                psnr_against_fp32=_psnr(output, reference) if results and model is not None else None,
             )
         )
     return results
 
 
+def _row_name(path: ComputePath, skip_background: bool, chosen: ComputePath | None) -> str:
+    """The path's name, ", whole slices" for the authors' protocol, " (chosen)" for what synthesis takes."""
+    name = path.name if skip_background else f"{path.name}, whole slices"
+    return f"{name} (chosen)" if skip_background and path == chosen else name
+
+
 def _time_slices(
-    generator: nn.Module, batch: torch.Tensor, path: ComputePath, device: torch.device, repeats: int
+    network: Callable[[torch.Tensor], torch.Tensor],
+    generator: nn.Module,
+    batch: torch.Tensor,
+    path: ComputePath,
+    device: torch.device,
+    repeats: int,
 ) -> tuple[float, np.ndarray]:
-    """Median seconds of one forward pass on ``path`` after a warm-up, and the output image."""
+    """Median seconds of one ``network(batch)`` pass on ``path`` after a warm-up, and the output image."""
     generator.to(memory_format=path.memory_format)
     batch = batch.contiguous(memory_format=path.memory_format)
     times = []
     try:
         with torch.inference_mode(), path.autocast(device):
-            output = generator(batch).image
+            output = network(batch)
             for _ in range(repeats):
                 _synchronize(device)
                 start = time.perf_counter()
-                generator(batch)
+                network(batch)
                 _synchronize(device)
                 times.append(time.perf_counter() - start)
     finally:

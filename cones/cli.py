@@ -10,13 +10,16 @@ line naming the problem; nothing is written in that case. A failure of the syste
 from __future__ import annotations
 
 import argparse
+import atexit
 import logging
+import os
 import shlex
+import signal
 import sys
 from collections.abc import Mapping
 from collections.abc import Sequence as SequenceOf
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from cones.domain import cli as domain_cli
 from cones.preprocessing import cli as preprocessing_cli
@@ -26,13 +29,16 @@ from cones.trust import cli as trust_cli
 if TYPE_CHECKING:
     from cones.bench import BenchmarkResult
     from cones.checkpoint import LoadedModel, ModelCard
+    from cones.inference import SynthesisOptions
     from cones.marking import Provenance
     from cones.sequences import Sequence
 
-__all__ = ["build_parser", "check_synthesis_outputs", "main", "synthesis_provenance"]
+__all__ = ["build_parser", "check_synthesis_outputs", "main", "run", "synthesis_provenance"]
 
 logger = logging.getLogger("cones")
 
+_INTERRUPTED = 130
+"""The exit code of a command ended by Ctrl-C (128 + SIGINT, as a shell reports it)."""
 _ARCHITECTURES = ("cones", "pix2pix", "asapnet")
 """``cones.model.Architecture`` values, spelled out so that ``--help`` needs no torch import."""
 _OUTPUT_FORMATS = ("file", "dicom")
@@ -184,26 +190,58 @@ def _add_precision_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _synthesize(args: argparse.Namespace) -> None:
+    """``cones synthesize``: all its outputs (volume, sidecar, maps, brain mask, prepared files, label map) or none.
+
+    A Ctrl-C or a failure half-way must not leave a map without its volume, or a volume without the
+    sidecar that says it is synthetic (:func:`cones.outputs.published_together`).
+    """
+    from cones.outputs import published_together
+
+    with published_together():
+        written = _synthesize_staged(args)
+    print(written)
+
+
+def _synthesis_options(args: argparse.Namespace) -> SynthesisOptions:
+    """The network's options, refused before anything is read: an option error must not wait for the input checks."""
+    from cones.inference import SynthesisOptions
+
+    if args.batch_size is not None and args.batch_size < 1:
+        raise ValueError(f"--batch-size must be 1 or more, got {args.batch_size}")
+    return SynthesisOptions(device=args.device, batch_size=args.batch_size, precision=args.precision)
+
+
+def _synthesize_staged(args: argparse.Namespace) -> str:
+    """Synthesize and stage every output; returns the line that says where the synthesized volume went."""
     from cones.checkpoint import load_model
     from cones.data import IMAGE_SUFFIXES, read_image
     from cones.domain.checks import Preparation
-    from cones.inference import SynthesisOptions, model_sources, synthesize_images, synthesize_images_with_uncertainty
+    from cones.inference import model_sources, synthesize_images, synthesize_images_with_uncertainty
     from cones.marking import OutputFormat, write_synthesized
     from cones.sequences import Sequence, parse_input_series, parse_sequence_inputs
 
+    options = _synthesis_options(args)
     inputs = parse_sequence_inputs(args.input)
     series = parse_input_series(args.series, inputs)
     output = check_synthesis_outputs(args, inputs, IMAGE_SUFFIXES, IMAGE_SUFFIXES)
     preprocessing_cli.check_prepare_outputs(args, inputs, output)
     model = load_model(args.model)
     trust_cli.check_trust_outputs(args, model.card, inputs, output)
-    images = {sequence: read_image(path, series.get(sequence)) for sequence, path in inputs.items()}
-    if not (args.prepare or args.resample):
+    images = {
+        sequence: read_image(path, series.get(sequence), resample_slices=args.resample)
+        for sequence, path in inputs.items()
+    }
+    labels = {sequence: f"{sequence.display_name} ({path})" for sequence, path in inputs.items()}
+    if args.prepare:
+        preprocessing_cli.require_registrable(model.card, images, labels)
+    elif not args.resample:
         preprocessing_cli.require_one_grid(model.card, images)
     segmentation = segmentation_cli.prepare_segmentation(args, model.card, images)  # refusals before synthesis
+    domain_cli.warn_unused_inputs(model.card, inputs, () if segmentation is None else segmentation.sequences)
     preparation = Preparation.PENDING if args.prepare else Preparation.AS_GIVEN
-    checks = domain_cli.run_checks(model.card, model_sources(model.card.sources, images), preparation, args.strict)
-    options = SynthesisOptions(device=args.device, batch_size=args.batch_size, precision=args.precision)
+    checks = domain_cli.run_checks(
+        model.card, model_sources(model.card.sources, images), preparation, args.strict, labels
+    )
 
     def report(done: int, total: int) -> None:
         print(f"CONES_PROGRESS {done} {total} synthesize", flush=True)
@@ -212,7 +250,7 @@ def _synthesize(args: argparse.Namespace) -> None:
     uncertainty = None
     if args.prepare:
         prepared = preprocessing_cli.synthesize_prepared(
-            args, model, images, options, uncertainty=trust_cli.wants_uncertainty(args)
+            args, model, images, options, uncertainty=trust_cli.wants_uncertainty(args), labels=labels
         )
         results, uncertainty = prepared.outputs, prepared.uncertainty
         checks = checks.merged(prepared.checks)
@@ -245,8 +283,8 @@ def _synthesize(args: argparse.Namespace) -> None:
         overwrite=args.overwrite,
         sections={"input_checks": checks.to_dict(), **maps},
     )
-    print(f"synthesized {model.card.targets[0].display_name} written to {output}")
     segmentation_cli.segment_after_synthesis(args, segmentation, sources, results, provenance)
+    return f"synthesized {model.card.targets[0].display_name} written to {output}"
 
 
 def _info(args: argparse.Namespace) -> None:
@@ -329,8 +367,10 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def _sample_data(args: argparse.Namespace) -> None:
+    from cones.outputs import check_output_folder
     from cones.sample_data import SampleDataConfig, write_sample_dataset
 
+    check_output_folder(args.out)
     config = SampleDataConfig(
         shape=tuple(args.size), spacing_mm=args.spacing, acquisition_variation=args.acquisition_variation
     )
@@ -568,7 +608,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: SequenceOf[str] | None = None) -> int:
     """Run the command line; returns the exit code (2 for refused input, as argparse does)."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
+    from cones.messages import CommandLineFormatter, capture_itk_messages
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(CommandLineFormatter())
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=[handler])
+    capture_itk_messages()
     try:
         args.handler(args)
     except (ValueError, FileExistsError, FileNotFoundError) as error:
@@ -578,10 +623,39 @@ def main(argv: SequenceOf[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+        return _interrupted()
     return 0
 
 
+def run() -> NoReturn:
+    """The ``cones`` program: :func:`main`, then end the process at once, so that Ctrl-C always says so.
+
+    After :func:`main` returns, the interpreter tears torch down for a tenth of a second, first
+    still turning Ctrl-C into a traceback of its own (exit 0), then no longer at all (the process
+    dies by the signal, saying nothing). Exit handlers run, and the process ends before either
+    can happen; a Ctrl-C from here on prints the ``interrupted`` line and ends with 130.
+    """
+    try:
+        code = main()
+    except KeyboardInterrupt:  # after main's own handling, as it returned
+        code = _interrupted()
+    signal.signal(signal.SIGINT, _interrupted_at_exit)
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _interrupted() -> int:
+    print("error: interrupted", file=sys.stderr)
+    return _INTERRUPTED
+
+
+def _interrupted_at_exit(signum: int, frame: object) -> None:
+    sys.stdout.flush()
+    print("error: interrupted", file=sys.stderr, flush=True)
+    os._exit(_INTERRUPTED)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 import SimpleITK as sitk
 
 import cones
+from cones.data.dicom import SERIES_NUMBER_OFFSET
+from cones.marking_text import SHA_PREFIX_LENGTH, is_synthetic_marking
 from cones.outputs import write_atomically
 
 if TYPE_CHECKING:
@@ -47,6 +49,7 @@ __all__ = [
     "enhancement_marking",
     "file_sha256",
     "files_sha256",
+    "is_synthetic_marking",
     "mark_image",
     "segmentation_marking",
     "sidecar_path",
@@ -75,15 +78,7 @@ NIFTI_DESCRIPTION_KEY = "ITK_FileNotes"
 """The SimpleITK metadata key its NIfTI writer stores in the header's ``descrip`` field."""
 NIFTI_DESCRIPTION_LENGTH = 80
 """``descrip`` is ``char[80]`` in the NIfTI-1 header; longer text would be cut by the writer."""
-SHA_PREFIX_LENGTH = 12
-"""Hex digits of the model's sha256 in the marking: enough to tell models apart, short enough for 80 bytes."""
 SIDECAR_SUFFIX = ".json"
-SERIES_NUMBER_OFFSET = 1000
-"""A synthesized DICOM series is numbered the reference's number plus this, so it sorts apart from the acquired ones.
-
-Here rather than in :mod:`cones.data.dicom` because the Slicer module reads it at startup, before
-torch is installed, and importing :mod:`cones.data` imports torch.
-"""
 _CHUNK = 1 << 20
 
 
@@ -216,10 +211,15 @@ class Provenance:
         record: dict[str, Any] = {"path": str(path.resolve())}
         if path.is_dir():
             from cones.data.dicom import series_files
+            from cones.data.slice_positions import read_slice_positions, resampling_note
 
             uid = self.series.get(sequence)
             files = series_files(path, uid)
             record.update(series_instance_uid=uid, files=len(files), sha256=files_sha256(files))
+            positions = read_slice_positions(path, files)
+            gap = positions.uneven() if positions is not None else None
+            if gap is not None:  # read at all only with --resample (cones.data.dicom.read_dicom_series)
+                record["resampled_slices"] = resampling_note(gap)
         else:
             record["sha256"] = file_sha256(path)
         return record

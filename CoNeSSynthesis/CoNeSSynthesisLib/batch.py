@@ -22,7 +22,7 @@ from CoNeSCommon.jobs import Device, Progress, pythonInterpreter
 from cones.cli import check_synthesis_outputs, synthesis_provenance
 from cones.data.io import read_image, write_image
 from cones.marking import OutputFormat, mark_image, write_segmentation_sidecar, write_synthesized
-from cones.outputs import write_atomically
+from cones.outputs import published_together, write_atomically
 from cones.precision import Precision
 from cones.segmentation.chain import synthesized_sequences_used
 from cones.segmentation.cli import SEGMENTATION_STAGE
@@ -232,23 +232,28 @@ def synthesize(arguments: argparse.Namespace) -> Path:
     job.raiseForStatus()
     provenance = synthesis_provenance(arguments, inputs, series, card)
     sections = {} if job.inputChecks is None else {"input_checks": job.inputChecks.to_dict()}
-    sections.update(writeMaps(arguments, job))
-    write_synthesized(
-        imageFromVolume(job.outputNode),
-        output,
-        provenance,
-        output_format=OutputFormat(arguments.output_format),
-        overwrite=arguments.overwrite,
-        sections=sections,
-    )
-    if job.segmentationNode is not None:
-        segmentationOutput = Path(arguments.segmentation_output)
-        saveNode(scene, job.segmentationNode, segmentationOutput, "vtkMRMLSegmentationStorageNode", arguments.overwrite)
-        # Slicer's segmentation storage writes only its own header keys: the sidecar says what it was made from.
-        used = synthesized_sequences_used(request.segmentation, inputs, card.targets)
-        write_segmentation_sidecar(
-            segmentationOutput, provenance, arguments.segment, used, overwrite=arguments.overwrite
+    segmentationOutput = None if job.segmentationNode is None else Path(arguments.segmentation_output)
+    # All outputs or none: an interrupt must not leave a map or a segmentation without the volume and its sidecar.
+    with published_together():
+        sections.update(writeMaps(arguments, job))
+        write_synthesized(
+            imageFromVolume(job.outputNode),
+            output,
+            provenance,
+            output_format=OutputFormat(arguments.output_format),
+            overwrite=arguments.overwrite,
+            sections=sections,
         )
+        if segmentationOutput is not None:
+            saveNode(
+                scene, job.segmentationNode, segmentationOutput, "vtkMRMLSegmentationStorageNode", arguments.overwrite
+            )
+            # Slicer's segmentation storage writes only its own header keys: the sidecar says what it was made from.
+            used = synthesized_sequences_used(request.segmentation, inputs, card.targets)
+            write_segmentation_sidecar(
+                segmentationOutput, provenance, arguments.segment, used, overwrite=arguments.overwrite
+            )
+    if segmentationOutput is not None:
         print(f"tumour segmentation written to {segmentationOutput}")
     return output
 

@@ -143,5 +143,5 @@ def test_a_failed_registration_is_refused_naming_the_sequence(
     inputs = {**raw_case, "flair": tmp_path / "noise.nii.gz"}
     assert synthesize(trained, inputs, tmp_path / "o.nii.gz", "--prepare") == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
-    assert line.startswith("error: registering FLAIR failed")
+    assert line.startswith(f"error: registering FLAIR ({tmp_path / 'noise.nii.gz'}) failed")
     assert sorted(path.name for path in tmp_path.iterdir()) == ["noise.nii.gz"]

@@ -116,7 +116,7 @@ def test_dicom_output_is_a_derived_synthetic_series_of_the_reference_study(
     model_sha = hashlib.sha256(tiny_model.read_bytes()).hexdigest()
     for dataset in datasets:
         assert dataset.SOPClassUID == "1.2.840.10008.5.1.4.1.1.4" and dataset.Modality == "MR"
-        assert list(dataset.ImageType) == ["DERIVED", "SECONDARY"]
+        assert list(dataset.ImageType) == ["DERIVED", "SECONDARY", "OTHER"]
         assert dataset.SeriesDescription.startswith("SYNTHETIC T1ce")
         assert model_sha in dataset.DerivationDescription
         assert dataset.PatientID == PATIENT_ID and dataset.StudyInstanceUID == STUDY_UID
@@ -191,7 +191,7 @@ def test_a_non_empty_output_folder_is_refused(
     before = snapshot(tmp_path)
     extra = ("--overwrite",) if overwrite else ()
     assert synthesize(tiny_model, mixed(case), folder, "--output-format", "dicom", *extra) == 2
-    assert ("not a DICOM series" if overwrite else "already exists") in capsys.readouterr().err
+    assert ("not an earlier output of CoNeS" if overwrite else "already exists") in capsys.readouterr().err
     assert snapshot(tmp_path) == before
 
 

@@ -16,6 +16,7 @@ from cones.checkpoint import ModelCard, load_model, load_training_state, make_pr
 from cones.cli import main
 from cones.config import NormalizationConfig
 from cones.data import find_cases
+from cones.demo import BUNDLED_MODEL
 from cones.evaluation import (
     CopySource,
     IntensityProtocol,
@@ -30,6 +31,7 @@ from cones.evaluation.intensity import brain_intensity, enhancement_contrast
 from cones.metrics import Region, evaluation_regions, region_scores
 from cones.metrics.brasyn import brasyn_ssim
 from cones.model import build_generator, generator_config
+from cones.precision import CANDIDATE_PATHS
 from cones.sequences import Sequence
 
 SOURCES = (Sequence.T1, Sequence.T2, Sequence.FLAIR)
@@ -362,3 +364,16 @@ def test_bench_times_a_volume_with_the_requested_batch(
     (row,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| pix2pix")]
     assert row.split("|")[8].strip() == "48x40x6" and float(row.split("|")[9]) >= 0  # rounded: 0.0 when fast
     assert batches == [2]
+
+
+def test_bench_compare_starts_with_the_authors_whole_slices(capsys: pytest.CaptureFixture) -> None:
+    arguments = ["bench", "--model", str(BUNDLED_MODEL), "--compare", "--size", "64x56x6", "--repeats", "1"]
+    assert main(arguments) == 0
+    rows = [line.split("|") for line in capsys.readouterr().out.splitlines() if line.startswith("| ")][1:]
+    paths = [row[4].strip() for row in rows]
+    assert paths[0] == "fp32, whole slices" and [path.removesuffix(" (chosen)") for path in paths[1:]] == [
+        path.name for path in CANDIDATE_PATHS
+    ]
+    assert sum(path.endswith("(chosen)") for path in paths) == 1
+    skipped_background_psnr = float(rows[1][11])
+    assert skipped_background_psnr >= 60.0, "the foreground-only neural field must reproduce whole slices"

@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 import torch
+import torch.nn.functional as F
 from tiny_models import TINY_GENERATOR
 from torch.nn.utils.parametrize import is_parametrized
 
@@ -20,6 +21,7 @@ from cones.model import (
     build_generator,
     generator_config,
 )
+from cones.model.pixels import foreground_pixels, sample_bilinear
 
 TINY = TINY_GENERATOR
 
@@ -173,6 +175,57 @@ def test_generator_depends_on_offset_and_sources() -> None:
         other = generator(sources + 0.5).image
     assert not torch.equal(base, moved)
     assert not torch.equal(base, other)
+
+
+@pytest.mark.parametrize("code_size, size", [((7, 9), (13, 20)), ((120, 120), (240, 240)), ((5, 5), (5, 5))])
+def test_sample_bilinear_is_the_upsampled_code_at_those_pixels(code_size: tuple, size: tuple) -> None:
+    code = torch.randn(2, 6, *code_size)
+    upsampled = F.interpolate(code, size=size, mode="bilinear", align_corners=False).flatten(2)
+    indices = torch.stack([torch.randperm(size[0] * size[1])[:50] for _ in range(2)])
+    expected = upsampled.gather(2, indices[:, None, :].expand(2, 6, -1))
+    torch.testing.assert_close(sample_bilinear(code, indices, size), expected.unsqueeze(2))
+
+
+def test_foreground_pixels_lists_each_slice_then_pads_with_distinct_background() -> None:
+    foreground = torch.zeros(2, 4, 5, dtype=torch.bool)
+    foreground[0, 1, 1:4] = True
+    foreground[1, 3, 0] = True
+    indices, real = foreground_pixels(foreground, bucket=1)
+    assert indices.tolist()[0] == [6, 7, 8] and real.tolist() == [[True] * 3, [True, False, False]]
+    assert indices[1, 0] == 15 and len(set(indices[1].tolist())) == 3
+    indices, real = foreground_pixels(foreground, bucket=8)
+    assert indices.shape == (2, 8) and real.sum(1).tolist() == [3, 1] and len(set(indices[0].tolist())) == 8
+    assert foreground_pixels(foreground, bucket=64)[0].shape == (2, 20), "never more than the slice's pixels"
+
+
+def test_encoding_at_pixels_is_the_whole_slice_encoding_there() -> None:
+    encoding = PositionalEncoding(6, (240, 240))
+    rows, cols = torch.tensor([[0, 17, 239]]), torch.tensor([[5, 120, 199]])
+    whole = encoding(240, 200)
+    assert torch.equal(encoding.at_pixels(rows, cols)[0, :, 0], whole[0][:, rows[0], cols[0]])
+
+
+@pytest.mark.parametrize("stem_stride", [1, 2])
+def test_foreground_synthesis_equals_the_whole_slice_at_the_foreground(stem_stride: int) -> None:
+    torch.manual_seed(0)
+    generator = CoNeSGenerator(dataclasses.replace(TINY, init_gain=1.0, stem_stride=stem_stride)).eval()
+    sources = torch.randn(2, 3, 37, 45)
+    foreground = torch.rand(2, 37, 45) < 0.5
+    foreground[1] = False
+    foreground[1, 5:9, 30:] = True
+    with torch.no_grad():
+        whole = generator(sources).image
+        brain_only = generator.forward_foreground(sources, foreground)
+    inside = foreground.unsqueeze(1)
+    assert whole.std() > 0.05, "the field must vary, or the comparison shows nothing"
+    assert (brain_only - whole).abs()[inside].max() < 1e-4
+    assert torch.all(brain_only[~inside] == -1.0)
+
+
+def test_foreground_synthesis_rejects_a_mask_of_another_shape() -> None:
+    generator = CoNeSGenerator(TINY)
+    with pytest.raises(ValueError, match="foreground"):
+        generator.forward_foreground(torch.randn(2, 3, 32, 32), torch.ones(1, 32, 32, dtype=torch.bool))
 
 
 def test_generator_initialisation_is_deterministic_for_a_seed() -> None:

@@ -1,9 +1,11 @@
-"""Choosing the compute path, and the accuracy guard: reduced precision stays >= 40 dB PSNR of fp32.
+"""Choosing the compute path, and the accuracy guard: every path stays >= 40 dB PSNR of the authors' protocol.
 
-The guard compares, for each path of :data:`cones.precision.CANDIDATE_PATHS` other than plain fp32,
-the whole-volume output of :func:`cones.inference.synthesize_volume` against the plain fp32 NCHW
-output of the same generator on the same case: PSNR over the source foreground, both volumes
-rescaled by the fp32 volume's value range (the paper's convention, :func:`cones.metrics.psnr`).
+The guard compares, for each path of :data:`cones.precision.CANDIDATE_PATHS`, the whole-volume
+output of :func:`cones.inference.synthesize_volume` (the neural field on the foreground pixels only,
+as synthesis runs) against the authors' protocol: plain fp32, NCHW, whole slices, same generator,
+same case. PSNR over the source foreground, both volumes rescaled by the reference's value range
+(the paper's convention, :func:`cones.metrics.psnr`). Skipping the background alone (the fp32 NCHW
+path) changes only the order of floating-point sums: it must stay >= 60 dB.
 Generator: the bundled lite model (a random one outputs a near-constant field that any precision
 reproduces). Cases: a generated one and, when ``../shared/data`` (or ``$CONES_REAL_DATA``) is
 present, central slices of a real BraTS-space case. The paper preset's guard needs a briefly trained
@@ -37,6 +39,7 @@ from cones.sequences import Sequence
 REAL_DATA = Path(os.environ.get("CONES_REAL_DATA", Path(__file__).resolve().parents[2].parent / "shared" / "data"))
 SOURCES = (Sequence.T1, Sequence.T2, Sequence.FLAIR)
 GUARD_DB = 40.0
+SKIPPED_BACKGROUND_DB = 60.0
 CPU = torch.device("cpu")
 
 
@@ -98,20 +101,18 @@ def test_synthesis_restores_the_generator_layout_and_mode() -> None:
 def guard_psnrs(
     generator: CoNeSGenerator, volumes: dict[Sequence, np.ndarray], sources: tuple[Sequence, ...], target: Sequence
 ) -> dict[str, float]:
-    """PSNR (dB) of every reduced path's output against the plain fp32 output, over the source foreground."""
+    """PSNR (dB) of every path's output (background skipped) against fp32 NCHW whole slices, in the foreground."""
 
-    def run(path: ComputePath) -> np.ndarray:
-        options = SynthesisOptions(device="cpu", precision=path.precision, channels_last=path.channels_last)
+    def run(path: ComputePath, skip_background: bool = True) -> np.ndarray:
+        options = SynthesisOptions(
+            device="cpu", precision=path.precision, channels_last=path.channels_last, skip_background=skip_background
+        )
         return synthesize_volume(generator, volumes, sources, (target,), NormalizationConfig(), options)[target]
 
-    reference = run(REFERENCE_PATH)
+    reference = run(REFERENCE_PATH, skip_background=False)
     foreground = np.any([volumes[seq] > 0 for seq in sources], axis=0)
     assert reference[foreground].std() > 0, "the fp32 output must not be constant, or the guard compares nothing"
-    return {
-        path.name: psnr(*rescale_pair(run(path), reference), mask=foreground)
-        for path in CANDIDATE_PATHS
-        if path != REFERENCE_PATH
-    }
+    return {path.name: psnr(*rescale_pair(run(path), reference), mask=foreground) for path in CANDIDATE_PATHS}
 
 
 def generated_case(shape: tuple[int, int, int], seed: int) -> dict[Sequence, np.ndarray]:
@@ -138,4 +139,5 @@ def test_bundled_lite_model_stays_within_the_guard_on_every_path(case: str) -> N
     model = load_model(BUNDLED_MODEL)
     volumes = generated_case((12, 160, 144), seed=3) if case == "generated" else real_case(slices=6)
     scores = guard_psnrs(model.generator, volumes, model.card.sources, model.card.targets[0])
-    assert min(scores.values()) >= GUARD_DB, f"PSNR against fp32 on the {case} case: {scores}"
+    assert scores[REFERENCE_PATH.name] >= SKIPPED_BACKGROUND_DB, f"background skipping on the {case} case: {scores}"
+    assert min(scores.values()) >= GUARD_DB, f"PSNR against fp32 whole slices on the {case} case: {scores}"

@@ -167,6 +167,20 @@ def test_batch_writes_the_uncertainty_and_enhancement_maps_marked_and_lists_them
     ), "no temporary file is left"
 
 
+def test_an_interrupt_while_writing_leaves_no_map_without_its_volume(
+    batch, caseFiles, tinyModel: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch
+) -> None:
+    def interrupted(*arguments, **options):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(batch, "write_synthesized", interrupted)  # after the maps are written
+    arguments = [*batchArguments(tinyModel, sourceFiles(caseFiles), tmp_path / "t1ce.nrrd"), "--device", "cpu"]
+    arguments += ["--uncertainty-output", str(tmp_path / "u.nii.gz")]
+    assert batch.main(arguments) == batch.INTERRUPTED
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "error: interrupted; nothing was written"
+    assert list(tmp_path.iterdir()) == [], "the map was published without the volume and its sidecar"
+
+
 # each: (model, extra arguments) from (the T1 -> T1ce model, a model without T1, a scratch folder, the T1 input),
 # and the expected message; the scratch folder holds "u.nrrd" already
 MAP_REFUSALS = {

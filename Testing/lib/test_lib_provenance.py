@@ -168,5 +168,5 @@ def test_batch_reads_a_dicom_t1_beside_nifti_and_writes_a_synthetic_dicom_series
     datasets = [pydicom.dcmread(path) for path in sorted(folder.iterdir())]
     assert len(datasets) == right_handed[Sequence.T1].GetSize()[2]
     assert all(ds.SeriesDescription.startswith("SYNTHETIC T1ce") and ds.PatientID == PATIENT_ID for ds in datasets)
-    assert all(list(ds.ImageType) == ["DERIVED", "SECONDARY"] for ds in datasets)
+    assert all(list(ds.ImageType) == ["DERIVED", "SECONDARY", "OTHER"] for ds in datasets)
     assert (tmp_path / "t1ce.json").is_file()

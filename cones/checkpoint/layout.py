@@ -14,9 +14,19 @@ the file and asks for an upgrade instead of guessing.
 
 from __future__ import annotations
 
-__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "REQUIRED_KEYS", "TRAINING_STATE_KEY", "CheckpointError"]
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "REQUIRED_KEYS",
+    "SEGMENTATION_FORMAT_NAME",
+    "TRAINING_STATE_KEY",
+    "CheckpointError",
+]
 
 FORMAT_NAME = "cones-model"
+SEGMENTATION_FORMAT_NAME = "cones-segmentation-model"
+"""The format of a built-in segmentation model file (:mod:`cones.segmentation.builtin`); named here, below
+both readers, so that the synthesis-model reader can point such a file to the option that takes it."""
 FORMAT_VERSION = 2
 TRAINING_STATE_KEY = "training_state"
 REQUIRED_KEYS = frozenset({"format", "format_version", "card", "generator_state"})

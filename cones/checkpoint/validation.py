@@ -8,14 +8,22 @@ same files with the same messages; they differ only in what a tensor is once unp
 from __future__ import annotations
 
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from cones.checkpoint.card import ModelCard
-from cones.checkpoint.layout import FORMAT_NAME, FORMAT_VERSION, REQUIRED_KEYS, TRAINING_STATE_KEY, CheckpointError
+from cones.checkpoint.layout import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    REQUIRED_KEYS,
+    SEGMENTATION_FORMAT_NAME,
+    TRAINING_STATE_KEY,
+    CheckpointError,
+)
 
-__all__ = ["EXECUTABLE_CONTENT", "check_archive", "check_layout", "parse_card", "refusal"]
+__all__ = ["EXECUTABLE_CONTENT", "check_archive", "check_crcs", "check_layout", "parse_card", "refusal"]
 
 EXECUTABLE_CONTENT = "it contains executable code or objects other than tensors and plain data"
 """The refusal of a file whose pickle names anything beyond tensors and plain data."""
@@ -30,11 +38,12 @@ def refusal(path: Path, problem: str) -> CheckpointError:
 
 
 def check_archive(path: Path) -> None:
-    """Refuse a path that is no ``torch.save`` zip archive, before anything in it is unpickled.
+    """Refuse a path that is no intact ``torch.save`` zip archive, before anything in it is unpickled.
 
     Raises:
         CheckpointError: the file does not exist, is not a file, cannot be read, is truncated, or
-            is not a zip archive (a bare pickle would run its code in any reader but a restricted one).
+            is not a zip archive (a bare pickle would run its code in any reader but a restricted one), or an
+            entry does not match its CRC-32 (``it is corrupt: CRC mismatch in <entry>``).
     """
     if not path.is_file():
         raise refusal(path, "it is not a file" if path.exists() else "it does not exist")
@@ -48,6 +57,25 @@ def check_archive(path: Path) -> None:
     if not is_archive:
         truncated = head == _ZIP_MAGIC
         raise refusal(path, "it is truncated or corrupt" if truncated else "it is not a PyTorch model file")
+    check_crcs(path)
+
+
+def check_crcs(path: Path) -> None:
+    """Refuse a zip archive whose entries do not match their CRC-32s.
+
+    ``torch.load`` never checks them, so a byte changed in a tensor entry (a bad disk, an interrupted
+    copy) loads as a different weight and synthesizes a different, plausible image. Reading every
+    entry once costs about as much as the load itself (milliseconds for the bundled model).
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError, ValueError) as error:
+        raise refusal(path, f"it is truncated or corrupt ({error})") from error
+    except OSError as error:
+        raise refusal(path, f"it cannot be read ({error})") from error
+    if damaged is not None:
+        raise refusal(path, f"it is corrupt: CRC mismatch in {damaged}")
 
 
 def check_layout(path: Path, raw: Any, is_tensor: Callable[[object], bool]) -> None:
@@ -63,9 +91,7 @@ def check_layout(path: Path, raw: Any, is_tensor: Callable[[object], bool]) -> N
             format version, missing or unknown entries, or a generator state that is not names to tensors.
     """
     if not isinstance(raw, dict) or raw.get("format") != FORMAT_NAME:
-        bare = isinstance(raw, dict) and raw and all(is_tensor(value) for value in raw.values())
-        kind = "a bare state_dict without a model card" if bare else f"no 'format': {FORMAT_NAME!r} entry"
-        raise refusal(path, f"it is not a CoNeS model file ({kind})")
+        raise refusal(path, _not_a_model(raw, is_tensor))
     version = raw.get("format_version")
     if type(version) is not int or version < 1:
         raise refusal(path, f"its format version {version!r} is not valid")
@@ -83,6 +109,18 @@ def check_layout(path: Path, raw: Any, is_tensor: Callable[[object], bool]) -> N
         raise refusal(path, "its generator_state is not a mapping of names to tensors")
     if not isinstance(raw.get(TRAINING_STATE_KEY, {}), dict):
         raise refusal(path, f"its {TRAINING_STATE_KEY} is not a dict")
+
+
+def _not_a_model(raw: Any, is_tensor: Callable[[object], bool]) -> str:
+    """Why a payload is no CoNeS synthesis model; a segmentation model is pointed to the option that takes it."""
+    if isinstance(raw, dict) and raw.get("format") == SEGMENTATION_FORMAT_NAME:
+        return (
+            "it is not a CoNeS synthesis model file; it is a CoNeS segmentation model: give it as the segmentation "
+            "model (--segment of 'cones synthesize', --seg-model of 'cones evaluate-segmentation')"
+        )
+    bare = isinstance(raw, dict) and raw and all(is_tensor(value) for value in raw.values())
+    kind = "a bare state_dict without a model card" if bare else f"no 'format': {FORMAT_NAME!r} entry"
+    return f"it is not a CoNeS model file ({kind})"
 
 
 def parse_card(path: Path, raw: dict[str, Any]) -> ModelCard:

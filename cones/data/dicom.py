@@ -7,7 +7,7 @@ list unless the series is named.
 
 A synthesized volume is written with pydicom as a new MR series, one single-frame file per slice:
 it joins the reference scan's patient and study (new series and instance UIDs), and every place a
-viewer or a PACS shows says it is synthetic: ``ImageType`` ``DERIVED\\SECONDARY``, a
+viewer or a PACS shows says it is synthetic: ``ImageType`` ``DERIVED\\SECONDARY\\OTHER``, a
 ``SeriesDescription`` starting with ``SYNTHETIC``, the model's sha256 in ``DerivationDescription``.
 Voxels are stored as signed 16-bit integers with a rescale slope (intercept 0, so background stays
 exactly 0); each value is within half a slope of the synthesized one.
@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,8 +32,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import SimpleITK as sitk
 
-from cones.marking import SERIES_NUMBER_OFFSET
-from cones.outputs import OutputExistsError, check_output_folder
+import cones
+from cones.data.slice_positions import on_even_grid, read_slice_positions, resampling_note
+from cones.outputs import OutputExistsError, check_name_length, check_output_folder, published_together
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -43,9 +42,11 @@ if TYPE_CHECKING:
 __all__ = [
     "DERIVED_IMAGE_TYPE",
     "MR_IMAGE_STORAGE",
+    "SERIES_NUMBER_OFFSET",
     "DicomSeriesInfo",
     "check_output_series_folder",
     "read_dicom_series",
+    "refuse_unless_earlier_output",
     "series_files",
     "series_in_folder",
     "write_dicom_series",
@@ -54,7 +55,16 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
-DERIVED_IMAGE_TYPE = ("DERIVED", "SECONDARY")
+DERIVED_IMAGE_TYPE = ("DERIVED", "SECONDARY", "OTHER")
+"""Pixels made after the acquisition; the MR Image module needs a third value, and no other defined term fits."""
+MANUFACTURER = "CoNeS (synthetic image)"
+"""The General Equipment module's Manufacturer: the software that produced the instances (as the Slicer module says)."""
+SERIES_NUMBER_OFFSET = 1000
+"""A synthesized series is numbered the reference's number plus this, so it sorts apart from the acquired ones.
+
+Importing this module imports neither torch nor pydicom, so the Slicer module reads it at startup
+(through :mod:`cones.marking`), before the requirements are installed.
+"""
 STORED_MAXIMUM = 32000
 """Largest stored magnitude (int16 holds 32767; the margin absorbs the slope's decimal rounding)."""
 SLICE_FILE_SUFFIX = ".dcm"
@@ -72,6 +82,8 @@ _PATIENT_AND_STUDY = (
     "ReferringPhysicianName",
     "StudyDescription",
 )
+_PATIENT_SETTING = ("Laterality", "PatientPosition")
+"""General Series attributes of type 2C, copied from the reference: dciodvfy cannot judge their conditions."""
 
 
 def series_in_folder(folder: str | os.PathLike[str]) -> dict[str, list[str]]:
@@ -113,13 +125,33 @@ def _describe(files: list[str]) -> str:
     return f"{description + ', ' if description else ''}{len(files)} file(s)"
 
 
-def read_dicom_series(folder: str | os.PathLike[str], series_uid: str | None = None) -> sitk.Image:
+def read_dicom_series(
+    folder: str | os.PathLike[str], series_uid: str | None = None, *, resample_slices: bool = False
+) -> sitk.Image:
     """Read one DICOM series as a 3D image (rescale slope and intercept applied, LPS geometry).
 
+    The slice positions are checked first (:mod:`cones.data.slice_positions`): ITK would stack a
+    series with a missing slice or uneven gaps at one spacing, every slice beyond the gap misplaced.
+
+    Args:
+        folder: the folder holding the series.
+        series_uid: the series to read from a folder holding several.
+        resample_slices: read an unevenly spaced series by interpolating its slices at their true
+            positions onto an even grid (and say so in a warning) instead of refusing it.
+
     Raises:
-        ValueError: see :func:`series_files`; or the series cannot be read or is not one scalar volume.
+        ValueError: see :func:`series_files` and :func:`~cones.data.slice_positions.read_slice_positions`;
+            the slices are unevenly spaced and ``resample_slices`` is false; or the series cannot be
+            read or is not one scalar volume.
     """
     files = series_files(folder, series_uid)
+    positions = read_slice_positions(folder, files)
+    gap = positions.uneven() if positions is not None else None
+    if gap is not None and not resample_slices:
+        raise ValueError(
+            f"the DICOM series in {str(folder)!r}: {gap} (a missing or misplaced slice); pass --resample to "
+            "interpolate its slices at their true positions onto an even grid"
+        )
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
     try:
@@ -132,7 +164,10 @@ def read_dicom_series(folder: str | os.PathLike[str], series_uid: str | None = N
             f"the DICOM series in {str(folder)!r} must be a 3D scalar volume, got {image.GetDimension()}D with "
             f"{image.GetNumberOfComponentsPerPixel()} component(s)"
         )
-    return image
+    if gap is None:
+        return image
+    logger.warning("the DICOM series in %r: %s", str(folder), resampling_note(gap))
+    return on_even_grid(image, positions, gap.expected_mm)
 
 
 @dataclass(frozen=True)
@@ -156,14 +191,16 @@ def check_output_series_folder(
 ) -> Path:
     """Refuse a DICOM output folder before any work.
 
-    The folder must not exist or be empty. With ``overwrite`` a previous series (``*.dcm`` files
-    only) is replaced; a folder holding anything else is never replaced, so a mistyped ``--output``
-    cannot delete a home folder.
+    The folder must not exist or be empty. With ``overwrite`` an earlier output of CoNeS is
+    replaced (see :func:`refuse_unless_earlier_output`); a folder holding anything else, an
+    acquired series above all, is never replaced, so a mistyped ``--output`` cannot delete a scan.
 
     Raises:
-        ValueError: the folder is a file, one of ``reads`` or holds one, or holds other things than a series.
+        ValueError: the folder is a file, one of ``reads`` or holds one, its name is too long, or it
+            holds anything but an earlier CoNeS series.
         OutputExistsError: the folder holds files and ``overwrite`` is false.
     """
+    check_name_length(path)
     path = check_output_folder(path, reads=reads)
     for name, read in reads.items():
         if read is not None and Path(read).resolve().is_relative_to(path.resolve()):
@@ -172,19 +209,52 @@ def check_output_series_folder(
         return path
     if not overwrite:
         raise OutputExistsError(path)
-    others = [entry.name for entry in path.iterdir() if not (entry.is_file() and entry.suffix == SLICE_FILE_SUFFIX)]
-    if others:
-        raise ValueError(
-            f"the output folder {str(path)!r} holds {others[0]!r}, not a DICOM series; only a folder of "
-            f"{SLICE_FILE_SUFFIX} files is replaced, choose an empty or new folder"
-        )
+    refuse_unless_earlier_output(path)
     return path
+
+
+def refuse_unless_earlier_output(folder: Path) -> None:
+    """Refuse to replace ``folder`` unless every file in it is a slice of a series CoNeS synthesized.
+
+    Such a slice is a ``.dcm`` file whose ``ImageType`` starts with ``DERIVED`` and whose series
+    description is the synthetic marking (:func:`cones.marking.is_synthetic_marking`); an acquired
+    series (``ORIGINAL``, or any other description) is never deleted, even with ``--overwrite``.
+    Checked before the work and again right before the folder is replaced.
+
+    Raises:
+        ValueError: naming the folder and the first file that is no such slice.
+    """
+    for entry in sorted(folder.iterdir()):
+        if not _is_synthesized_slice(entry):
+            raise ValueError(
+                f"the output folder {str(folder)!r} holds {entry.name!r}, not an earlier output of CoNeS (a "
+                "DERIVED series marked SYNTHETIC); --overwrite replaces only those, choose an empty or new folder"
+            )
+
+
+def _is_synthesized_slice(path: Path) -> bool:
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    from cones.marking_text import is_synthetic_marking
+
+    if not (path.is_file() and not path.is_symlink() and path.suffix == SLICE_FILE_SUFFIX):
+        return False
+    try:
+        dataset = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["ImageType", "SeriesDescription"])
+    except (InvalidDicomError, OSError, ValueError):
+        return False
+    image_type = dataset.get("ImageType") or ""
+    first = image_type if isinstance(image_type, str) else image_type[0]
+    return first == DERIVED_IMAGE_TYPE[0] and is_synthetic_marking(str(dataset.get("SeriesDescription", "")))
 
 
 def write_dicom_series(
     image: sitk.Image, folder: str | os.PathLike[str], info: DicomSeriesInfo, *, overwrite: bool
 ) -> Path:
     """Write ``image`` as a new MR series: one file per slice into a hidden folder, then renamed to ``folder``.
+
+    Inside :func:`cones.outputs.published_together` the folder is published with the command's other outputs.
 
     Args:
         image: the synthesized volume; its slices are written along its third index axis.
@@ -197,40 +267,26 @@ def write_dicom_series(
 
     Raises:
         OutputExistsError: ``folder`` holds files (it may have appeared meanwhile) and ``overwrite`` is false.
+        ValueError: ``folder`` holds anything but an earlier CoNeS series (:func:`refuse_unless_earlier_output`).
         OSError: writing failed; nothing is left behind.
     """
     import pydicom
 
     folder = Path(folder)
     reference = pydicom.dcmread(info.reference, stop_before_pixels=True) if info.reference is not None else None
-    hidden = folder.with_name(f".{folder.name}.{uuid.uuid4().hex[:12]}.partial")
-    hidden.mkdir(parents=True)
-    try:
+    with published_together() as publication:
+        hidden = publication.hidden_path(folder)
+        hidden.mkdir()
         for path, dataset in zip(_slice_paths(hidden, image), _datasets(image, info, reference), strict=True):
             dataset.save_as(path, enforce_file_format=True)
             with path.open("rb") as stream:
                 os.fsync(stream.fileno())
-        _publish_folder(hidden, folder, overwrite)
-    finally:
-        shutil.rmtree(hidden, ignore_errors=True)
+        publication.stage(hidden, folder, overwrite=overwrite, replaceable=refuse_unless_earlier_output)
     return folder
 
 
 def _slice_paths(folder: Path, image: sitk.Image) -> list[Path]:
     return [folder / f"slice_{index + 1:04d}{SLICE_FILE_SUFFIX}" for index in range(image.GetSize()[2])]
-
-
-def _publish_folder(hidden: Path, folder: Path, overwrite: bool) -> None:
-    """Rename the finished series onto ``folder``; a previous series is moved aside first and deleted after."""
-    if folder.is_dir() and any(folder.iterdir()):
-        if not overwrite:
-            raise OutputExistsError(folder, appeared=True)
-        previous = folder.with_name(f".{folder.name}.{uuid.uuid4().hex[:12]}.previous")
-        os.rename(folder, previous)
-        os.rename(hidden, folder)
-        shutil.rmtree(previous)
-        return
-    os.replace(hidden, folder)  # an empty folder is replaced in one step
 
 
 def _datasets(image: sitk.Image, info: DicomSeriesInfo, reference: Dataset | None) -> Iterator[Dataset]:
@@ -254,15 +310,19 @@ def _datasets(image: sitk.Image, info: DicomSeriesInfo, reference: Dataset | Non
         for keyword in _PATIENT_AND_STUDY:
             if keyword in reference:
                 setattr(common, keyword, getattr(reference, keyword))
-        common.FrameOfReferenceUID = reference.get("FrameOfReferenceUID") or generate_uid()
         common.SeriesNumber = int(reference.get("SeriesNumber") or 0) + SERIES_NUMBER_OFFSET
     else:
         common.update({"PatientName": "", "PatientID": "", "PatientBirthDate": "", "PatientSex": ""})
         common.StudyInstanceUID = generate_uid()
         common.StudyDate, common.StudyTime = date, time
         common.update({"StudyID": "", "AccessionNumber": "", "ReferringPhysicianName": ""})
-        common.FrameOfReferenceUID = generate_uid()
         common.SeriesNumber = SERIES_NUMBER_OFFSET
+    frame = reference.get("FrameOfReferenceUID") if reference is not None else None
+    common.FrameOfReferenceUID = frame or generate_uid()
+    common.PositionReferenceIndicator = (reference.get("PositionReferenceIndicator") or "") if frame else ""
+    for keyword in _PATIENT_SETTING:
+        setattr(common, keyword, (reference.get(keyword) or "") if reference is not None else "")
+    common.Manufacturer, common.SoftwareVersions = MANUFACTURER, f"CoNeS {cones.__version__}"
     common.SOPClassUID = MR_IMAGE_STORAGE
     common.Modality = "MR"
     common.SeriesInstanceUID = series_uid
@@ -284,6 +344,7 @@ def _datasets(image: sitk.Image, info: DicomSeriesInfo, reference: Dataset | Non
     common.SamplesPerPixel, common.PhotometricInterpretation = 1, "MONOCHROME2"
     common.Rows, common.Columns = stored.shape[1], stored.shape[2]
     common.BitsAllocated, common.BitsStored, common.HighBit, common.PixelRepresentation = 16, 16, 15, 1
+    # Not part of the MR Image IOD (dciodvfy warns), but the one way its int16 pixels keep a float volume's values.
     common.RescaleIntercept, common.RescaleSlope, common.RescaleType = "0", _ds(slope), "US"
     for index in range(stored.shape[0]):
         dataset = Dataset()

@@ -14,8 +14,11 @@ non-finite voxels, which are checked on the image read. A folder is read as a DI
 
 from __future__ import annotations
 
+import itertools
+import logging
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import SimpleITK as sitk
@@ -23,15 +26,35 @@ import SimpleITK as sitk
 from cones.data.discovery import IMAGE_SUFFIXES
 from cones.outputs import write_atomically
 
-__all__ = ["array_to_image", "image_to_array", "read_image", "write_image", "write_transform"]
+if TYPE_CHECKING:
+    import nibabel as nib
+
+__all__ = ["FORM_TOLERANCE_MM", "array_to_image", "image_to_array", "read_image", "write_image", "write_transform"]
+
+FORM_TOLERANCE_MM = 1.0
+"""A NIfTI whose qform and sform place any corner voxel further apart than this (under a voxel) gets a warning:
+programs differ in which of the two they use, so the volume would lie elsewhere in another viewer."""
+
+_REAL_SCALAR_PIXELS = frozenset(
+    {
+        *(sitk.sitkUInt8, sitk.sitkInt8, sitk.sitkUInt16, sitk.sitkInt16),
+        *(sitk.sitkUInt32, sitk.sitkInt32, sitk.sitkUInt64, sitk.sitkInt64),
+        *(sitk.sitkFloat32, sitk.sitkFloat64),
+    }
+)
+"""Pixel types of an MR magnitude image; complex (raw k-space or phase data) and vector pixels are none."""
+
+_LOG = logging.getLogger(__name__)
 
 
-def read_image(path: str | Path, series_uid: str | None = None) -> sitk.Image:
+def read_image(path: str | Path, series_uid: str | None = None, *, resample_slices: bool = False) -> sitk.Image:
     """Read a 3D single-component image.
 
     Args:
         path: a ``.nii.gz``, ``.nii``, ``.nrrd`` or ``.mha`` file, or a folder holding a DICOM series.
         series_uid: the series to read from a DICOM folder holding several; None for a file.
+        resample_slices: interpolate a DICOM series with uneven slice gaps onto an even grid
+            instead of refusing it (:func:`cones.data.dicom.read_dicom_series`).
 
     Returns:
         The image with its geometry.
@@ -40,13 +63,19 @@ def read_image(path: str | Path, series_uid: str | None = None) -> sitk.Image:
         ValueError: the file is missing, unreadable, truncated or corrupt, holds NaN or infinite
             voxels, or is not a 3D scalar volume (a 4D series or an RGB image cannot be a sequence
             channel); a DICOM folder holds no series, or several and ``series_uid`` names none of
-            them; ``series_uid`` is given for a file. The message names the file or folder.
+            them; ``series_uid`` is given for a file; a DICOM series without slice positions, or
+            with uneven ones and not ``resample_slices``. The message names the file or folder.
+            A volume of complex or vector pixels is refused as not scalar (the message names its pixel type).
+
+    A NIfTI file whose qform and sform disagree by more than :data:`FORM_TOLERANCE_MM` is read (as
+    ITK reads it) with a warning naming the file and the distance.
     """
     path = Path(path)
     if path.is_dir():
         from cones.data.dicom import read_dicom_series
 
-        image = read_dicom_series(path, series_uid)
+        image = read_dicom_series(path, series_uid, resample_slices=resample_slices)
+        _check_pixels(image, path)
         _check_finite(sitk.GetArrayViewFromImage(image), path)
         return image
     if series_uid is not None:
@@ -55,24 +84,36 @@ def read_image(path: str | Path, series_uid: str | None = None) -> sitk.Image:
         raise ValueError(f"image file {str(path)!r} does not exist")
     nifti = path.name.lower().endswith((".nii", ".nii.gz"))
     if nifti:
-        _check_stored_nifti_voxels(path)
+        _check_stored_nifti(path)
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as error:
         reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
         raise ValueError(f"cannot read image {str(path)!r}: {reason}") from None
-    if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
-        raise ValueError(
-            f"image {str(path)!r} must be a 3D scalar volume, got {image.GetDimension()}D with "
-            f"{image.GetNumberOfComponentsPerPixel()} component(s)"
-        )
+    _check_pixels(image, path)
     if not nifti:
         _check_finite(sitk.GetArrayViewFromImage(image), path)
     return image
 
 
-def _check_stored_nifti_voxels(path: Path) -> None:
-    """Read a NIfTI file's voxels as stored: all of them must be there, and finite.
+def _check_pixels(image: sitk.Image, path: Path) -> None:
+    """Refuse anything but a 3D volume of real scalar voxels, naming its pixel type.
+
+    A complex volume passes SimpleITK's reader as one component per voxel, then fails deep inside the
+    first filter that needs real values; a magnitude image is what every sequence channel holds.
+    """
+    if image.GetDimension() == 3 and image.GetPixelID() in _REAL_SCALAR_PIXELS:
+        return
+    pixel_type = image.GetPixelIDTypeAsString()
+    hint = "; give its magnitude image" if pixel_type.startswith("complex") else ""
+    raise ValueError(
+        f"image {str(path)!r} must be a 3D scalar volume, got {image.GetDimension()}D with "
+        f"{image.GetNumberOfComponentsPerPixel()} component(s) of pixel type {pixel_type}{hint}"
+    )
+
+
+def _check_stored_nifti(path: Path) -> None:
+    """Read a NIfTI file as stored: all of its voxels must be there, and finite; its two orientations should agree.
 
     nibabel is imported here, not with the module: Slicer's own process uses :mod:`cones.data.geometry`
     (through the input checks) before the requirements, nibabel among them, are installed.
@@ -80,11 +121,35 @@ def _check_stored_nifti_voxels(path: Path) -> None:
     import nibabel as nib
 
     try:
-        voxels = np.asarray(nib.load(path).dataobj.get_unscaled())
+        stored = nib.load(path)
+        voxels = np.asarray(stored.dataobj.get_unscaled())
     except (OSError, EOFError, zlib.error, ValueError, nib.filebasedimages.ImageFileError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ValueError(f"cannot read image {str(path)!r}: the file is truncated or corrupt ({reason})") from None
     _check_finite(voxels, path)
+    _warn_if_forms_disagree(stored.header, path)
+
+
+def _warn_if_forms_disagree(header: nib.Nifti1Header, path: Path) -> None:
+    """Warn about a NIfTI header whose qform and sform (both set) place the volume in different places.
+
+    ITK picks one by the two codes, nibabel and FSL may pick the other, so the same file lies in different
+    places in different programs; only someone who knows the acquisition can say which one is right.
+    """
+    qform, qform_code = header.get_qform(coded=True)
+    sform, sform_code = header.get_sform(coded=True)
+    if not (qform_code and sform_code):
+        return
+    size = (*tuple(header.get_data_shape())[:3], 1, 1, 1)[:3]
+    corners = np.array([[*corner, 1.0] for corner in itertools.product(*((0, n - 1) for n in size))]).T
+    distance = float(np.max(np.linalg.norm(((qform - sform) @ corners)[:3], axis=0)))
+    if distance > FORM_TOLERANCE_MM:
+        _LOG.warning(
+            "image %r: its qform and sform place the volume up to %.1f mm apart; programs differ in which one they "
+            "use, so it lies elsewhere in some: correct the header",
+            str(path),
+            distance,
+        )
 
 
 def _check_finite(voxels: np.ndarray, path: Path) -> None:

@@ -78,7 +78,7 @@ class PositionalEncoding(nn.Module):
         if offsets.ndim != 2 or offsets.shape[1] != 2:
             raise ValueError(f"offsets must have shape (B, 2), got {tuple(offsets.shape)}")
         offsets = offsets.to(device=device, dtype=torch.long)
-        frequencies = 2.0 ** torch.arange(-1, self.frequency_parameter, dtype=torch.float64, device=device) * math.pi
+        frequencies = self._frequencies(device)
         rows = self._normalized(offsets[:, :1] + torch.arange(height, device=device), self.extent[0])
         cols = self._normalized(offsets[:, 1:] + torch.arange(width, device=device), self.extent[1])
         row_phase = rows[:, None, :, None] * frequencies[None, :, None, None]  # (B, F, H, 1)
@@ -95,6 +95,32 @@ class PositionalEncoding(nn.Module):
             dim=2,
         )
         return features.reshape(batch, self.out_channels, height, width).to(dtype)
+
+    def at_pixels(self, rows: Tensor, cols: Tensor, *, dtype: torch.dtype = torch.float32) -> Tensor:
+        """The encoding of the whole slice at chosen pixels: ``(B, P)`` rows and columns -> ``(B, 4 (m + 1), 1, P)``.
+
+        Sines and cosines are computed once per row and column in float64, as :meth:`forward` does,
+        and looked up per pixel, so each pixel gets bit for bit the value it has in the whole slice.
+        """
+        frequencies = self._frequencies(rows.device)
+        row_phase = self._normalized(torch.arange(int(rows.max()) + 1, device=rows.device), self.extent[0])
+        col_phase = self._normalized(torch.arange(int(cols.max()) + 1, device=cols.device), self.extent[1])
+        row_phase, col_phase = row_phase[:, None] * frequencies, col_phase[:, None] * frequencies  # (rows, F)
+        features = torch.stack(
+            [
+                torch.sin(row_phase)[rows],
+                torch.sin(col_phase)[cols],
+                torch.cos(row_phase)[rows],
+                torch.cos(col_phase)[cols],
+            ],
+            dim=-1,
+        )  # (B, P, F, 4)
+        batch, pixels = rows.shape
+        return features.to(dtype).reshape(batch, pixels, self.out_channels).permute(0, 2, 1).unsqueeze(2)
+
+    def _frequencies(self, device: torch.device | str) -> Tensor:
+        """``2^i pi`` for ``i = -1 .. m - 1`` in float64."""
+        return 2.0 ** torch.arange(-1, self.frequency_parameter, dtype=torch.float64, device=device) * math.pi
 
     @staticmethod
     def _normalized(indices: Tensor, extent: int) -> Tensor:

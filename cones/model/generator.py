@@ -11,6 +11,7 @@ from cones.config import GeneratorConfig
 from cones.model.encoding import PositionalEncoding
 from cones.model.hypernetwork import Hypernetwork
 from cones.model.mlp import ShiftModulatedMLP
+from cones.model.pixels import foreground_pixels, gather_pixels, sample_bilinear
 
 __all__ = ["CoNeSGenerator", "GeneratorOutput", "initialize_weights"]
 
@@ -98,3 +99,31 @@ class CoNeSGenerator(nn.Module):
         encoding = self.encoding(height, width, offsets, device=sources.device, dtype=sources.dtype)
         image = self.mlp(torch.cat([encoding, sources], dim=1), latent)
         return GeneratorOutput(image=image, latent=latent)
+
+    def forward_foreground(self, sources: Tensor, foreground: Tensor) -> Tensor:
+        """:meth:`forward`'s image at the ``foreground`` pixels only, -1 (the normalized background) elsewhere.
+
+        The hypernetwork is a CNN and sees the whole slices (its instance norms and receptive fields
+        span them); the neural field, its encoding and the upsampling of the latent code are per
+        pixel, so they run on the foreground pixels alone, which on a BraTS slice is half or less
+        of the work. Synthesis uses it; training, which needs the latent code for its regulariser,
+        uses :meth:`forward`.
+
+        Args:
+            sources: ``(B, N_s, H, W)`` normalized source intensities of whole slices.
+            foreground: ``(B, H, W)`` boolean, the pixels to synthesize.
+
+        Returns:
+            ``(B, N_t, H, W)``.
+        """
+        batch, _, height, width = sources.shape
+        if foreground.shape != (batch, height, width):
+            raise ValueError(f"foreground must have shape {(batch, height, width)}, got {tuple(foreground.shape)}")
+        indices, real = foreground_pixels(foreground)
+        shifts = sample_bilinear(self.hypernetwork.native_latent(sources), indices, (height, width))
+        encoding = self.encoding.at_pixels(indices // width, indices % width, dtype=sources.dtype)
+        values = self.mlp(torch.cat([encoding, gather_pixels(sources, indices)], dim=1), shifts).squeeze(2)
+        image = sources.new_full((batch, self.config.out_channels, height * width), -1.0)
+        values = torch.where(real[:, None, :], values.to(image.dtype), -1.0)
+        image.scatter_(2, indices[:, None, :].expand_as(values), values)
+        return image.view(batch, self.config.out_channels, height, width)

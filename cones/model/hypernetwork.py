@@ -137,6 +137,19 @@ class Hypernetwork(nn.Module):
 
     def forward(self, sources: Tensor) -> Tensor:
         size = sources.shape[-2:]
+        latent = self.native_latent(sources)
+        if latent.shape[-2:] != size:
+            latent = F.interpolate(latent, size=size, mode="bilinear", align_corners=False)
+        return latent
+
+    def native_latent(self, sources: Tensor) -> Tensor:
+        """The latent code at the resolution the network computes it: the input's, divided by the stem's stride.
+
+        :meth:`forward` upsamples it to every input pixel. Synthesis, which needs the code only at the
+        brain's pixels, samples it there instead (:func:`sample_bilinear`): with the ``lite`` preset's
+        257 channels, upsampling the whole slice costs as much as the rest of the hypernetwork.
+        """
+        size = sources.shape[-2:]
         if min(size) < self.min_input_size:
             raise ValueError(f"input must be at least {self.min_input_size} pixels per side, got {tuple(size)}")
         features = []
@@ -149,7 +162,4 @@ class Hypernetwork(nn.Module):
             lateral = self.laterals[level](features[level])
             upsampled = F.interpolate(merged, size=lateral.shape[-2:], mode="bilinear", align_corners=False)
             merged = self.smoothing[level](lateral + upsampled)
-        latent = self.head(merged)
-        if latent.shape[-2:] != size:
-            latent = F.interpolate(latent, size=size, mode="bilinear", align_corners=False)
-        return latent
+        return self.head(merged)

@@ -20,7 +20,7 @@ class ShiftModulatedMLP(nn.Module):
     full hypernetwork, which the paper found both as accurate and more stable (Table 7).
 
     The layers are 1x1 convolutions, so a whole slice is decoded in one call with weights shared
-    across pixels by construction.
+    across pixels by construction (a list of ``P`` pixels is decoded as a ``1 x P`` image).
 
     Args:
         in_features: positional encoding channels + source intensities.

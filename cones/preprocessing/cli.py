@@ -6,6 +6,7 @@ the command line reads as before::
     add_synthesize_options(synthesize)                        # --prepare, --reference, ...
     check_prepare_outputs(args, inputs, output)               # before any work
     require_one_grid(model.card, images)                      # without --prepare or --resample
+    require_registrable(model.card, images, labels)           # with --prepare, before any work
     result = synthesize_prepared(args, model, images, options)  # outputs and preparation
     sources = segmentation_sources(result.prepared)           # only when segmenting afterwards
 """
@@ -30,6 +31,7 @@ __all__ = [
     "add_synthesize_options",
     "check_prepare_outputs",
     "require_one_grid",
+    "require_registrable",
     "segmentation_sources",
     "synthesize_prepared",
 ]
@@ -108,16 +110,32 @@ def require_one_grid(card: ModelCard, images: Mapping[Sequence, sitk.Image]) -> 
         ) from None
 
 
+def require_registrable(card: ModelCard, images: Mapping[Sequence, sitk.Image], labels: Mapping[Sequence, str]) -> None:
+    """Refuse a source too thin to register, naming its file (``labels``), before any work.
+
+    Raises:
+        ValueError: see :func:`cones.preprocessing.registration.check_registrable`.
+    """
+    from cones.preprocessing.registration import check_registrable
+
+    sources = [sequence for sequence in card.sources if sequence in images]
+    if len(sources) > 1:
+        for sequence in sources:
+            check_registrable(images[sequence], labels.get(sequence, sequence.display_name))
+
+
 def synthesize_prepared(
     args: argparse.Namespace,
     model: LoadedModel,
     images: Mapping[Sequence, sitk.Image],
     options: SynthesisOptions,
     uncertainty: bool = False,
+    labels: Mapping[Sequence, str] | None = None,
 ) -> RawSynthesis:
     """Run :func:`~cones.preprocessing.synthesize_raw`, print its report, write the extra outputs.
 
     ``uncertainty``: also compute the outputs' uncertainty maps (``RawSynthesis.uncertainty``).
+    ``labels``: how messages name each source (with its file).
 
     Returns:
         The outputs on the reference's grid and the preparation (see :func:`segmentation_sources`).
@@ -140,6 +158,7 @@ def synthesize_prepared(
         strict=args.strict,
         on_checks=print_findings,
         uncertainty=uncertainty,
+        labels=labels,
     )
     prepared = result.prepared
     print(prepared.report.summary())

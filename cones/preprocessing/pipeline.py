@@ -37,7 +37,7 @@ from cones.preprocessing.brain_extraction import (
     looks_skull_stripped,
 )
 from cones.preprocessing.grid import back_to_reference, onto_grid, working_grid
-from cones.preprocessing.registration import RegistrationResult, TransformKind, register
+from cones.preprocessing.registration import RegistrationResult, TransformKind, check_registrable, register
 from cones.sequences import Sequence, parse_sequence
 
 __all__ = [
@@ -149,6 +149,7 @@ def prepare_sources(
     device: str = "cpu",
     progress: StageProgress | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    labels: Mapping[Sequence, str] | None = None,
 ) -> PreparedCase:
     """Co-register raw sources to the reference, extract the brain, and lay everything on the working grid.
 
@@ -162,10 +163,13 @@ def prepare_sources(
         device: where the extractor runs.
         progress: told of each stage's start and end.
         should_cancel: polled between stages; True aborts with :class:`~cones.inference.SynthesisCancelled`.
+        labels: how messages name each source (the command line adds its file); default: the sequence's name.
 
     Raises:
-        ValueError: the reference is not among ``images``, no brain is found, or deepbet is missing.
-        RegistrationFailed: a registration failed (the message names the sequence).
+        ValueError: the reference is not among ``images``, a source is too thin to register
+            (:func:`~cones.preprocessing.registration.check_registrable`, before any work), no brain is found,
+            or deepbet is missing.
+        RegistrationFailed: a registration failed, or a source looks mirrored (the message names the sequence).
         SynthesisCancelled: ``should_cancel`` returned True.
     """
     sources = {parse_sequence(name): image for name, image in images.items()}
@@ -174,6 +178,10 @@ def prepare_sources(
         given = ", ".join(sequence.display_name for sequence in sources)
         raise ValueError(f"the reference {reference.display_name} is not among the given sequences ({given})")
     reference_image = sources[reference]
+    names = {sequence: (labels or {}).get(sequence, sequence.display_name) for sequence in sources}
+    if len(sources) > 1:
+        for sequence, image in sources.items():
+            check_registrable(image, names[sequence])
     stages = _Stages(progress, should_cancel)
 
     with stages.stage("extract-brain", 1):
@@ -188,7 +196,12 @@ def prepare_sources(
     with stages.stage("register", len(others)):
         for done, sequence in enumerate(others, start=1):
             registrations[sequence] = register(
-                reference_image, sources[sequence], name=sequence.display_name, kind=kind, reference_mask=mask
+                reference_image,
+                sources[sequence],
+                name=names[sequence],
+                kind=kind,
+                reference_mask=mask,
+                reference_name=reference.display_name,
             )
             stages.advance("register", done, len(others))
             stages.check_cancel()
@@ -225,6 +238,7 @@ def synthesize_raw(
     strict: bool = False,
     on_checks: Callable[[InputCheckReport], None] | None = None,
     uncertainty: bool = False,
+    labels: Mapping[Sequence, str] | None = None,
 ) -> RawSynthesis:
     """Synthesize a model's target(s) from raw clinical scans (the console API of ``cones synthesize --prepare``).
 
@@ -242,6 +256,7 @@ def synthesize_raw(
             (default: its warnings are logged).
         uncertainty: also compute each output's uncertainty map
             (:func:`cones.inference.synthesize_images_with_uncertainty`; one more network pass per source).
+        labels: how messages name each source (the command line adds its file); default: the sequence's name.
 
     Returns:
         The outputs on the reference's grid (zero outside the brain) and the :class:`PreparedCase`
@@ -264,8 +279,9 @@ def synthesize_raw(
         device=resolve_device(options.device).type,
         progress=progress,
         should_cancel=should_cancel,
+        labels=labels,
     )
-    checks = check_inputs(card, prepared.working, Preparation.DONE)
+    checks = check_inputs(card, prepared.working, Preparation.DONE, labels)
     (on_checks or _log_findings)(checks)
     checks.raise_if_refused(strict)
     stages = _Stages(progress, should_cancel)

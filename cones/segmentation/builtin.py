@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cones.checkpoint import CheckpointError, Provenance
+from cones.checkpoint.layout import SEGMENTATION_FORMAT_NAME
 from cones.checkpoint.torch_free import unpickle_without_torch
 from cones.config import JsonConfig
 from cones.segmentation.base import InputNormalization, SegmentationModel, sliding_window_classes
@@ -45,7 +46,7 @@ __all__ = [
     "save_segmentation_model",
 ]
 
-SEGMENTATION_FORMAT = "cones-segmentation-model"
+SEGMENTATION_FORMAT = SEGMENTATION_FORMAT_NAME
 SEGMENTATION_FORMAT_VERSION = 1
 _KEYS = frozenset({"format", "format_version", "card", "network_state"})
 

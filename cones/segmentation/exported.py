@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,7 +116,7 @@ def load_exported_segmentation(
 
     Raises:
         ValueError: the file or its sidecar is missing, the sidecar is not valid JSON or misses
-            fields, or the file is not a TorchScript or ONNX network.
+            fields, the file is not a TorchScript or ONNX network, or a TorchScript archive fails its CRCs.
         ImportError: an ONNX file is given and onnxruntime is not installed (``pip install cones[onnx]``).
     """
     path = Path(path)
@@ -132,6 +133,10 @@ def load_exported_segmentation(
     if path.suffix.lower() == ".onnx":
         network = _onnx_network(path, device)
     else:
+        from cones.checkpoint.validation import check_crcs
+
+        if zipfile.is_zipfile(path):  # torch.jit.load, like torch.load, never checks the archive's CRCs
+            check_crcs(path)
         try:
             with warnings.catch_warnings():
                 # torch deprecates TorchScript in favour of torch.export, but it is still the format that

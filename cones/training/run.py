@@ -59,13 +59,23 @@ _SavedRun = tuple[dict[str, Any], ModelCard]
 
 
 def _resumed_config(run_dir: Path, state: dict[str, Any], requested: TrainConfig) -> TrainConfig:
-    """The saved config of a run, with the requested iteration count (the only thing a resume may change)."""
+    """The saved config of a run, with the requested iteration count (the only thing a resume may change).
+
+    A count the run has already reached would train nothing and still end as if it had: refused,
+    naming both numbers.
+    """
     saved = TrainConfig.from_dict(state["train_config"])
     differing = [
         name for name in asdict(saved) if name != "iterations" and getattr(saved, name) != getattr(requested, name)
     ]
     if differing:
         raise ValueError(f"cannot resume {run_dir}: settings differ from the saved run: {', '.join(differing)}")
+    finished = int(state["iteration"])
+    if requested.iterations <= finished:
+        raise ValueError(
+            f"cannot resume {run_dir}: it has finished {finished} iterations, and --iterations {requested.iterations} "
+            f"asks for no more; pass --iterations above {finished} to train on"
+        )
     return TrainConfig.from_dict({**saved.to_dict(), "iterations": requested.iterations})
 
 
