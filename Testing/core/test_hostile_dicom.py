@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import nibabel as nib
@@ -20,6 +21,7 @@ import pydicom
 import pytest
 import SimpleITK as sitk
 from dicom_series import rounded, write_series
+from refusals import assert_refused
 from synthetic_cases import case_images
 from tiny_models import write_tiny_model
 
@@ -76,21 +78,8 @@ def synthesize(model: Path, inputs: dict[str, Path], output: Path, *extra: str) 
 
 @pytest.fixture
 def refused(capfd: pytest.CaptureFixture, snapshot):
-    """``refused(arguments, folder, *expected)``: exit 2, one ``error:`` line (ITK's own output included,
-    hence ``capfd``) holding every ``expected`` text, ``folder`` unchanged."""
-
-    def run(arguments: list[str], folder: Path, *expected: str) -> str:
-        before = snapshot(folder)
-        assert main(arguments) == 2
-        err = capfd.readouterr().err
-        lines = err.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("error: "), err
-        for text in expected:
-            assert text in lines[0], lines[0]
-        assert snapshot(folder) == before, "an input changed, or an output or partial file was left"
-        return lines[0]
-
-    return run
+    """``refused(arguments, folder, *expected)``: :func:`refusals.assert_refused`, ITK's own output included."""
+    return partial(assert_refused, capfd, snapshot)
 
 
 def test_a_series_with_a_missing_slice_is_refused_naming_the_gap(
@@ -158,7 +147,7 @@ def test_a_series_without_slice_positions_is_refused_naming_the_tags(
         str(t1),
         *removed,
         "12 of 12 file(s)",
-    )
+    ).line
     assert ("ImageOrientationPatient" in line) == ("ImageOrientationPatient" in removed)
 
 

@@ -11,11 +11,13 @@ import gzip
 import os
 import tempfile
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from refusals import assert_refused
 from synthetic_cases import train_arguments, write_case, write_dataset
 
 from cones.checkpoint import read_model_card
@@ -46,21 +48,8 @@ def inputs(case: Path, **replaced: Path) -> list[str]:
 
 @pytest.fixture
 def refused(capsys: pytest.CaptureFixture, snapshot):
-    """``refused(arguments, folder, *expected, code=2)``: run the command, assert the refusal contract
-    (exit code, one ``error:`` line holding every ``expected`` text, ``folder`` unchanged), return stdout lines."""
-
-    def run(arguments: list[str], folder: Path, *expected: str, code: int = 2) -> list[str]:
-        before = snapshot(folder)
-        assert main(arguments) == code
-        captured = capsys.readouterr()
-        lines = captured.err.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("error: "), captured.err
-        for text in expected:
-            assert text in lines[0]
-        assert snapshot(folder) == before, "an input changed, or an output or partial file was left"
-        return captured.out.splitlines()
-
-    return run
+    """``refused(arguments, folder, *expected, code=2)``: :func:`refusals.assert_refused`."""
+    return partial(assert_refused, capsys, snapshot)
 
 
 def synthesize(model: Path, input_pairs: list[str], output: Path | str, *extra: str) -> list[str]:
@@ -205,7 +194,7 @@ def test_synthesize_refuses_a_broken_volume_naming_it(
     make, problem = BROKEN_VOLUMES[kind]
     broken = make(source(case, "t2"))
     arguments = synthesize(trained, inputs(case, t2=broken), tmp_path / "t1ce.nii.gz")
-    stdout = refused(arguments, tmp_path, str(broken), problem)
+    stdout = refused(arguments, tmp_path, str(broken), problem).out
     assert not any(line.startswith("CONES_PROGRESS") for line in stdout), "refused before any slice is synthesized"
 
 
@@ -260,7 +249,7 @@ def test_synthesize_refuses_unwritable_outputs_before_any_work(
         (tmp_path / "notes.txt" / "t1ce.nii.gz", "is a file, not a folder"),
         (tmp_path / "notes.txt" / "deeper" / "t1ce.nii.gz", "is a file, not a folder"),
     ):
-        stdout = refused(synthesize(trained, inputs(case), output, "--overwrite"), tmp_path, str(output), problem)
+        stdout = refused(synthesize(trained, inputs(case), output, "--overwrite"), tmp_path, str(output), problem).out
         assert not any(line.startswith("CONES_PROGRESS") for line in stdout)
 
 

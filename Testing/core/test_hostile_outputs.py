@@ -11,11 +11,13 @@ import signal
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
 import SimpleITK as sitk
 from dicom_series import write_series
+from refusals import assert_refused
 from synthetic_cases import train_arguments, write_case, write_dataset
 from test_cli_prepare import raw_case  # noqa: F401 (a fixture)
 
@@ -58,21 +60,8 @@ def synthesize(model: Path, input_pairs: list[str], output: Path | str, *extra: 
 
 @pytest.fixture
 def refused(capsys: pytest.CaptureFixture, snapshot):
-    """``refused(arguments, folder, *expected, code=2)``: run the command, assert the refusal contract
-    (exit code, one ``error:`` line holding every ``expected`` text, ``folder`` unchanged), return stdout lines."""
-
-    def run(arguments: list[str], folder: Path, *expected: str, code: int = 2) -> list[str]:
-        before = snapshot(folder)
-        assert main(arguments) == code
-        captured = capsys.readouterr()
-        lines = captured.err.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("error: "), captured.err
-        for text in expected:
-            assert text in lines[0], lines[0]
-        assert snapshot(folder) == before, "an input changed, or an output or partial file was left"
-        return captured.out.splitlines()
-
-    return run
+    """``refused(arguments, folder, *expected, code=2)``: :func:`refusals.assert_refused`."""
+    return partial(assert_refused, capsys, snapshot)
 
 
 # 1. data loss: --overwrite onto an acquired DICOM series --------------------------------------------
@@ -199,7 +188,7 @@ def test_output_names_over_the_file_system_limit_are_refused_before_the_work(
     limit = os.pathconf(tmp_path, "PC_NAME_MAX")
     output = tmp_path / ("a" * (length - len(".nii.gz")) + ".nii.gz")
     assert len(output.name) + len(".json") > limit - 30, "the name, its sidecar's or its hidden file's, is too long"
-    stdout = refused(synthesize(trained, inputs(case), output), tmp_path, "too long", str(limit))
+    stdout = refused(synthesize(trained, inputs(case), output), tmp_path, "too long", str(limit)).out
     assert not any(line.startswith("CONES_PROGRESS") for line in stdout), "refused before the work"
 
 

@@ -7,10 +7,12 @@ and the problem, and the folder byte-identical after (no output, no partial file
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 
 import pytest
 import SimpleITK as sitk
+from refusals import assert_refused
 from synthetic_cases import case_images, train_arguments, write_dataset
 from test_preprocessing import moved
 
@@ -33,21 +35,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def refused(capsys: pytest.CaptureFixture, snapshot):
-    """``refused(arguments, folder, *expected)``: exit 2, one ``error:`` line holding every ``expected`` text,
-    ``folder`` unchanged; returns the stdout lines."""
-
-    def run(arguments: list[str], folder: Path, *expected: str) -> list[str]:
-        before = snapshot(folder)
-        assert main(arguments) == 2
-        captured = capsys.readouterr()
-        lines = captured.err.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("error: "), captured.err
-        for text in expected:
-            assert text in lines[0], lines[0]
-        assert snapshot(folder) == before, "an input changed, or an output or partial file was left"
-        return captured.out.splitlines()
-
-    return run
+    """``refused(arguments, folder, *expected, code=2)``: :func:`refusals.assert_refused`."""
+    return partial(assert_refused, capsys, snapshot)
 
 
 def write_sources(folder: Path, images: dict[str, sitk.Image]) -> dict[str, Path]:
@@ -151,5 +140,5 @@ def test_a_source_too_thin_to_register_is_refused_before_any_work(
         tmp_path,
         f"T2 ({paths['t2']}) is too thin to register",
         f"72 x 80 x {slices} voxels",
-    )
+    ).out
     assert not any("CONES_PROGRESS" in line for line in out), "refused before any stage started"

@@ -23,23 +23,17 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
+from refusals import Refusal, assert_refused
 from synthetic_cases import case_images, train_arguments, write_case, write_dataset
-from tiny_models import write_tiny_model
+from tiny_models import write_tiny_model, write_tiny_segmentation_model
 
-from cones.checkpoint import CheckpointError, make_provenance
+from cones.checkpoint import CheckpointError
 from cones.checkpoint.torch_free import read_model_card_without_torch
 from cones.cli import main
 from cones.domain import TrainingDomain, check_inputs
-from cones.segmentation.base import InputNormalization
 from cones.segmentation.builtin import (
-    SegmentationCard,
-    UNetConfig,
-    build_unet,
     read_segmentation_card,
-    save_segmentation_model,
 )
-from cones.segmentation.labels import BRATS_2018_LABELS
-from cones.sequences import Sequence
 
 SOURCES = ("t1", "t2", "flair")
 
@@ -72,20 +66,12 @@ def inputs(case: Path, names: tuple[str, ...] = SOURCES, **replaced: Path) -> li
 
 @pytest.fixture
 def refused(capsys: pytest.CaptureFixture, snapshot):
-    """``refused(arguments, folder, *expected, code=2)``: run the command, assert the refusal contract
-    (exit code, one ``error:`` line holding every ``expected`` text, ``folder`` unchanged), return the line."""
+    """``refused(arguments, folder, *expected, code=2)``: :func:`refusals.assert_refused`, and before any work."""
 
-    def run_command(arguments: list[str], folder: Path, *expected: str, code: int = 2) -> str:
-        before = snapshot(folder)
-        assert main(arguments) == code
-        captured = capsys.readouterr()
-        lines = captured.err.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("error: "), captured.err
-        for text in expected:
-            assert text in lines[0], lines[0]
-        assert snapshot(folder) == before, "an input changed, or an output or partial file was left"
-        assert not any(line.startswith("CONES_PROGRESS") for line in captured.out.splitlines()), "refused before work"
-        return lines[0]
+    def run_command(arguments: list[str], folder: Path, *expected: str, code: int = 2) -> Refusal:
+        refusal = assert_refused(capsys, snapshot, arguments, folder, *expected, code=code)
+        assert not any(line.startswith("CONES_PROGRESS") for line in refusal.out), "refused before work"
+        return refusal
 
     return run_command
 
@@ -96,21 +82,7 @@ def synthesize(model: Path, input_pairs: list[str], output: Path, *extra: str) -
 
 
 def segmentation_model(path: Path) -> Path:
-    """A random-init built-in segmentation model of T1, T1ce, T2 and FLAIR (the smallest U-Net)."""
-    network_config = UNetConfig(channels=(4, 8), strides=(2,), num_res_units=1, patch_size=(8, 16, 16))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        network = build_unet(network_config, 4, 4)
-    card = SegmentationCard(
-        sequences=(Sequence.T1, Sequence.T1CE, Sequence.T2, Sequence.FLAIR),
-        label_names=BRATS_2018_LABELS.names,
-        label_values=BRATS_2018_LABELS.values,
-        network=network_config,
-        normalization=InputNormalization(),
-        training_means=(0.1, 0.2, 0.3, 0.4),
-        provenance=make_provenance(0, "test"),
-    )
-    return save_segmentation_model(path, network, card)
+    return write_tiny_segmentation_model(path, patch_size=(8, 16, 16))
 
 
 # 5. a model file whose weights changed after it was written ----------------------------------------------
@@ -225,7 +197,7 @@ def test_synthesize_refuses_a_volume_that_is_not_real_scalar_naming_its_pixel_ty
     trained: Path, case: Path, tmp_path: Path, make, pixel_type: str, refused
 ) -> None:
     odd = make(source(case, "t2"))
-    line = refused(synthesize(trained, inputs(case, t2=odd), tmp_path / "t1ce.nii.gz"), tmp_path, str(odd))
+    line = refused(synthesize(trained, inputs(case, t2=odd), tmp_path / "t1ce.nii.gz"), tmp_path, str(odd)).line
     assert pixel_type in line
 
 
@@ -255,7 +227,7 @@ def test_an_unwritable_run_folder_is_named_as_given(tmp_path: Path, monkeypatch,
     data = write_dataset(tmp_path / "data", cases=3)
     monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
     folder = tmp_path / "run"
-    line = refused(train_arguments(data, folder, iterations=2), tmp_path, f"cannot write '{folder}'", "Read-only")
+    line = refused(train_arguments(data, folder, iterations=2), tmp_path, f"cannot write '{folder}'", "Read-only").line
     assert "probe" not in line
 
 

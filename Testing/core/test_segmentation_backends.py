@@ -14,26 +14,24 @@ import pytest
 import SimpleITK as sitk
 import torch
 from synthetic_cases import OBLIQUE_LEFT_HANDED, case_images
+from tiny_models import write_tiny_segmentation_model
 
-from cones.checkpoint import CheckpointError, make_provenance
+from cones.checkpoint import CheckpointError
 from cones.data.geometry import grid_difference
 from cones.segmentation import (
     Imputation,
-    InputNormalization,
     SegmentationInfo,
     load_segmentation_model,
     read_segmentation_info,
 )
-from cones.segmentation.builtin import SegmentationCard, UNetConfig, build_unet, save_segmentation_model
 from cones.segmentation.exported import load_exported_segmentation
-from cones.segmentation.labels import BRATS_2018_LABELS, BRATS_2023_LABELS
+from cones.segmentation.labels import BRATS_2023_LABELS
 from cones.segmentation.metrics import dice_hd95
 from cones.segmentation.nnunet import NnUNetSegmentation, read_nnunet_dataset
 from cones.sequences import Sequence
 
 SHAPE = (16, 32, 32)
 SEQUENCES = (Sequence.T1, Sequence.T1CE, Sequence.T2, Sequence.FLAIR)
-TINY_UNET = UNetConfig(channels=(4, 8), strides=(2,), num_res_units=1, patch_size=SHAPE)
 
 
 def images(**kwargs: object) -> dict[str, sitk.Image]:
@@ -65,18 +63,7 @@ def write_sidecar(model: Path, label_values: tuple[int, ...] = (0, 1, 2, 4), **e
 
 
 def builtin_model(path: Path) -> Path:
-    torch.manual_seed(0)
-    network = build_unet(TINY_UNET, len(SEQUENCES), 4)
-    card = SegmentationCard(
-        sequences=SEQUENCES,
-        label_names=BRATS_2018_LABELS.names,
-        label_values=BRATS_2018_LABELS.values,
-        network=TINY_UNET,
-        normalization=InputNormalization(),
-        training_means=(0.1, 0.2, 0.3, 0.4),
-        provenance=make_provenance(0, "test"),
-    )
-    return save_segmentation_model(path, network, card)
+    return write_tiny_segmentation_model(path, patch_size=SHAPE)
 
 
 def assert_enhancing_found(label_map: sitk.Image, case: dict[str, sitk.Image], enhancing_value: int) -> None:

@@ -44,3 +44,30 @@ def write_tiny_model(path: Path, sources: tuple[str, ...] = ("t1", "t2", "flair"
         provenance=make_provenance(0, "random-init test model"),
     )
     return save_model(path, generator, card)
+
+
+def write_tiny_segmentation_model(path: Path, patch_size: tuple[int, int, int] = (16, 32, 32)) -> Path:
+    """Save a random-init built-in segmentation model (the smallest U-Net): T1, T1ce, T2, FLAIR -> BraTS 2018 labels."""
+    import torch
+
+    from cones.checkpoint import make_provenance
+    from cones.segmentation.base import InputNormalization
+    from cones.segmentation.builtin import SegmentationCard, UNetConfig, build_unet, save_segmentation_model
+    from cones.segmentation.labels import BRATS_2018_LABELS
+    from cones.sequences import Sequence
+
+    config = UNetConfig(channels=(4, 8), strides=(2,), num_res_units=1, patch_size=patch_size)
+    sequences = (Sequence.T1, Sequence.T1CE, Sequence.T2, Sequence.FLAIR)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        network = build_unet(config, len(sequences), 4)
+    card = SegmentationCard(
+        sequences=sequences,
+        label_names=BRATS_2018_LABELS.names,
+        label_values=BRATS_2018_LABELS.values,
+        network=config,
+        normalization=InputNormalization(),
+        training_means=(0.1, 0.2, 0.3, 0.4),
+        provenance=make_provenance(0, "test"),
+    )
+    return save_segmentation_model(path, network, card)
