@@ -248,6 +248,7 @@ def _synthesize_staged(args: argparse.Namespace) -> str:
 
     sources = images
     uncertainty = None
+    preparation_section = {}
     if args.prepare:
         prepared = preprocessing_cli.synthesize_prepared(
             args, model, images, options, uncertainty=trust_cli.wants_uncertainty(args), labels=labels
@@ -255,6 +256,7 @@ def _synthesize_staged(args: argparse.Namespace) -> str:
         results, uncertainty = prepared.outputs, prepared.uncertainty
         checks = checks.merged(prepared.checks)
         on_output_grid = prepared.prepared.registered
+        preparation_section = {"preparation": prepared.prepared.report.to_dict()}
         if segmentation is not None:
             sources = preprocessing_cli.segmentation_sources(prepared.prepared)
     else:
@@ -281,7 +283,7 @@ def _synthesize_staged(args: argparse.Namespace) -> str:
         provenance,
         output_format=OutputFormat(args.output_format),
         overwrite=args.overwrite,
-        sections={"input_checks": checks.to_dict(), **maps},
+        sections={"input_checks": checks.to_dict(), **preparation_section, **maps},
     )
     segmentation_cli.segment_after_synthesis(args, segmentation, sources, results, provenance)
     return f"synthesized {model.card.targets[0].display_name} written to {output}"

@@ -232,6 +232,8 @@ def synthesize(arguments: argparse.Namespace) -> Path:
     job.raiseForStatus()
     provenance = synthesis_provenance(arguments, inputs, series, card)
     sections = {} if job.inputChecks is None else {"input_checks": job.inputChecks.to_dict()}
+    if job.preparation is not None:
+        sections["preparation"] = job.preparation
     segmentationOutput = None if job.segmentationNode is None else Path(arguments.segmentation_output)
     # All outputs or none: an interrupt must not leave a map or a segmentation without the volume and its sidecar.
     with published_together():

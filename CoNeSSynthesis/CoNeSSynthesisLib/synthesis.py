@@ -305,6 +305,8 @@ class SynthesisJob:
         """The mean uncertainty in the brain (and in the segmented tumour), with the uncertainty map."""
         self.inputChecks: InputCheckReport | None = None
         """The process's input-check report, read when it has succeeded."""
+        self.preparation: dict | None = None
+        """With preparation: what the process's sidecar says it did (registrations and their checked figures)."""
         self.outputPath = workDirectory / OUTPUT_FILE_NAME
         self.segmentationPath = workDirectory / SEGMENTATION_FILE_NAME
         self._loadError: str | None = None
@@ -387,6 +389,7 @@ class SynthesisJob:
         image = _readResult(self.outputPath, "the synthesized volume")
         record = _readSidecar(self.outputPath)
         self.inputChecks = inputchecks.reportFromSidecar(record)
+        self.preparation = record.get("preparation")
         reference = self.request.referenceNode
         folder = self.outputPath.parent
         labels = brainMask = segmentationRecord = None

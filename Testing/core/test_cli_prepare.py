@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ from synthetic_cases import case_images, train_arguments, write_dataset
 from test_preprocessing import SHAPE, moved
 
 from cones.cli import main
+from cones.marking import sidecar_path
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +80,13 @@ def test_prepare_synthesizes_raw_sources_onto_the_reference_grid(
     transform = sitk.ReadTransform(str(folder / "t2_to_t1.tfm"))
     resampled = sitk.Resample(sitk.ReadImage(str(raw_case["t2"])), reference, transform)
     np.testing.assert_allclose(sitk.GetArrayFromImage(resampled), sitk.GetArrayFromImage(registered), atol=1e-3)
+    preparation = json.loads(sidecar_path(output).read_text())["preparation"]
+    assert preparation["reference"] == "t1" and preparation["skull_stripped"] is True
+    for name in ("t2", "flair"):
+        figures = preparation["registrations"][name]
+        assert figures["sharpness"] >= figures["min_sharpness"] > 0, name
+        assert figures["normalized_mutual_information"] > 1
+    np.testing.assert_allclose(preparation["registrations"]["t2"]["transform_parameters"], transform.GetParameters())
 
 
 def _dice(first: np.ndarray, second: np.ndarray) -> float:

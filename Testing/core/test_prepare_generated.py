@@ -7,11 +7,15 @@ and a sequence placed far beyond any head motion is refused.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import SimpleITK as sitk
 
 from cones.preprocessing import RegistrationFailed, prepare_sources
+from cones.preprocessing.alignment import measure_pose
+from cones.preprocessing.registration import MIN_SHARPNESS, check_registration
 from cones.sample_data import SampleDataConfig, generate_case
 from cones.sample_data.raw import AcquisitionGrid, RawAcquisitionConfig, make_raw_case
 from cones.sequences import Sequence
@@ -88,3 +92,40 @@ def test_a_sequence_placed_beyond_any_head_motion_is_refused(raw) -> None:
     far = sitk.Resample(flair, flair, turned, sitk.sitkLinear, 0.0)
     with pytest.raises(RegistrationFailed, match="registering FLAIR failed"):
         prepare_sources({Sequence.T1: raw.images[Sequence.T1], Sequence.FLAIR: far}, Sequence.T1)
+
+
+def test_each_registration_is_a_sharp_peak_and_its_figures_are_reported(prepared) -> None:
+    figures = prepared.report.to_dict()["registrations"]
+    for sequence in (Sequence.T2, Sequence.FLAIR):
+        pose = prepared.report.registrations[sequence].pose
+        assert pose.sharpness >= MIN_SHARPNESS, sequence
+        reported = figures[sequence.value]
+        assert reported["sharpness"] == pytest.approx(pose.sharpness, abs=1e-5)
+        assert reported["min_sharpness"] == MIN_SHARPNESS
+        assert len(reported["transform_parameters"]) == 6, "a rigid transform, as used"
+
+
+def test_a_registration_stopped_away_from_the_answer_is_refused(raw, prepared) -> None:
+    found = prepared.report.registrations[Sequence.T2]
+    check_registration(found, "T2", "T1")
+    away = sitk.Euler3DTransform()
+    away.SetTranslation((4.0, -3.0, 0.0))
+    pose = measure_pose(
+        raw.images[Sequence.T1],
+        raw.images[Sequence.T2],
+        sitk.CompositeTransform([found.transform, away]),
+        prepared.brain_mask,
+    )
+    with pytest.raises(RegistrationFailed, match=r"registering T2 failed: it fits T1 nowhere sharply"):
+        check_registration(dataclasses.replace(found, pose=pose), "T2", "T1")
+
+
+def test_another_patients_sequence_is_refused(raw) -> None:
+    pytest.importorskip("deepbet")
+    other = make_raw_case(
+        generate_case("RAW-008", seed=8, config=SampleDataConfig(shape=(120, 120, 78), spacing_mm=2.0)),
+        seed=8,
+        config=COARSE,
+    )
+    with pytest.raises(RegistrationFailed, match=r"registering T2 failed: it fits T1 nowhere sharply"):
+        prepare_sources({Sequence.T1: raw.images[Sequence.T1], Sequence.T2: other.images[Sequence.T2]}, Sequence.T1)

@@ -92,6 +92,17 @@ def test_stripped_inputs_are_recognised_and_raw_ones_are_not(phantom) -> None:
     assert set(np.unique(mask)) == {0, 1} and mask.sum() >= np.count_nonzero(sitk.GetArrayViewFromImage(t1))
 
 
+def test_a_stripped_brain_cut_by_the_field_of_view_is_still_recognised(phantom) -> None:
+    t1 = phantom["t1"]
+    lowest_brain_slice = int(np.argwhere(sitk.GetArrayViewFromImage(t1).any(axis=(1, 2)))[0, 0])
+    size = list(t1.GetSize())
+    start = lowest_brain_slice + 3
+    cut = sitk.RegionOfInterest(t1, [size[0], size[1], size[2] - start], [0, 0, start])
+    bottom = sitk.GetArrayViewFromImage(cut)[0]
+    assert np.mean(bottom == 0) < 0.99, "the lowest slice now holds brain"
+    assert looks_skull_stripped(cut)
+
+
 def test_working_grid_keeps_thick_slices_and_centres_the_brain(phantom) -> None:
     thick, _ = moved(phantom["t1"], (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), spacing=(0.9, 0.9, 5.5))
     mask = brain_mask_of_stripped(thick)
@@ -141,3 +152,21 @@ def test_prepare_can_be_cancelled_in_every_stage(phantom) -> None:
             )
     prepared = prepare_sources(images, Sequence.T1)
     assert prepared.report.skull_stripped and set(prepared.working) == {Sequence.T1, Sequence.T2}
+
+
+class _FindsNothing:
+    """A brain extractor that finds no brain, as deepbet does on a scan without a head."""
+
+    name = "finds-nothing"
+
+    def extract(self, image: sitk.Image) -> sitk.Image:
+        empty = sitk.Image(image.GetSize(), sitk.sitkUInt8)
+        empty.CopyInformation(image)
+        return empty
+
+
+def test_no_brain_found_is_refused_naming_the_reference_and_what_to_try(phantom) -> None:
+    raw = {name: sitk.Cast(image, sitk.sitkFloat32) + 5.0 for name, image in phantom.items() if name in ("t1", "t2")}
+    assert not looks_skull_stripped(raw["t1"]), "the extractor runs"
+    with pytest.raises(ValueError, match=r"no brain found in T1 \(t1.nii.gz\): .*skull-stripped inputs"):
+        prepare_sources(raw, "t1", extractor=_FindsNothing(), labels={Sequence.T1: "T1 (t1.nii.gz)"})

@@ -136,6 +136,9 @@ def test_batch_prepare_takes_sources_on_grids_of_their_own(tinyModel: Path, tmp_
     assert result.returncode == 0, result.stderr
     assert "co-registered 2 of 2 sequences" in result.stdout
     assert sitk.ReadImage(str(output)).GetSize() == sitk.ReadImage(str(files[Sequence.T1])).GetSize()
+    registrations = json.loads(output.with_name(output.name + ".json").read_text())["preparation"]["registrations"]
+    assert sorted(registrations) == ["flair", "t2"]
+    assert all(figures["sharpness"] >= figures["min_sharpness"] for figures in registrations.values())
 
 
 def test_batch_writes_the_uncertainty_and_enhancement_maps_marked_and_lists_them(

@@ -93,13 +93,13 @@ def test_prepare_beats_plain_resampling_on_the_native_case(model, tmp_path: Path
 
 @pytest.fixture(scope="module")
 def moved_case(model):
-    """The aligned run, and a run with T2 and FLAIR moved (up to 10 degrees, 10 mm) onto grids of their own."""
+    """The aligned run, and a run with T2 and FLAIR moved (up to 15 degrees, 20 mm) onto grids of their own."""
     folder = require(MOVED_CASE)
     images = {name: read(folder, name) for name in (*SOURCES, "t1ce")}
     aligned = synthesize_images(model, {name: images[name] for name in SOURCES}, options=CPU)[Sequence.T1CE]
     passed = synthesize_raw(model, {name: images[name] for name in SOURCES}, options=CPU)
-    t2, t2_truth = reacquire(images["t2"], (8.0, -5.0, 6.0), (7.0, -6.0, 5.0), CLINICAL_2D_GRID)
-    flair, flair_truth = reacquire(images["flair"], (-6.0, 9.0, -4.0), (-8.0, 5.0, -7.0), CLINICAL_2D_GRID)
+    t2, t2_truth = reacquire(images["t2"], (10.0, -8.0, 7.0), (12.0, -10.0, 12.0), CLINICAL_2D_GRID)
+    flair, flair_truth = reacquire(images["flair"], (-7.0, 10.0, -8.0), (-13.0, 9.0, -12.0), CLINICAL_2D_GRID)
     moved = synthesize_raw(model, {"t1": images["t1"], "t2": t2, "flair": flair}, options=CPU)
     truths = {Sequence.T2: t2_truth, Sequence.FLAIR: flair_truth}
     return images, aligned, passed, moved, truths

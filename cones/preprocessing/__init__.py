@@ -16,6 +16,8 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
+    "PoseFigures": "alignment",
+    "measure_pose": "alignment",
     "BrainExtractor": "brain_extraction",
     "DeepBetExtractor": "brain_extraction",
     "brain_mask_of_stripped": "brain_extraction",
@@ -33,6 +35,7 @@ _EXPORTS = {
     "RegistrationFailed": "registration",
     "RegistrationResult": "registration",
     "TransformKind": "registration",
+    "check_registration": "registration",
     "normalized_mutual_information": "registration",
     "register": "registration",
 }
@@ -53,6 +56,7 @@ __all__ = [
     "TRAINING_SPACING_MM",
     "BrainExtractor",
     "DeepBetExtractor",
+    "PoseFigures",
     "PreparationReport",
     "PreparedCase",
     "RawSynthesis",
@@ -61,7 +65,9 @@ __all__ = [
     "StageProgress",
     "TransformKind",
     "brain_mask_of_stripped",
+    "check_registration",
     "looks_skull_stripped",
+    "measure_pose",
     "normalized_mutual_information",
     "prepare_sources",
     "register",

@@ -89,13 +89,25 @@ class PreparationReport:
             lines.append(
                 f"{sequence.display_name} registered to {self.reference.display_name}: rotation "
                 f"{result.rotation_deg:.1f} deg, translation {result.translation_mm:.1f} mm, normalized mutual "
-                f"information {result.normalized_mutual_information:.3f}"
+                f"information {result.normalized_mutual_information:.3f}, sharpness {result.pose.sharpness:.4f}"
             )
         size = " x ".join(str(n) for n in self.working_size)
         spacing = " x ".join(f"{s:.2f}" for s in self.working_spacing)
         lines.append(f"working grid {size} voxels of {spacing} mm")
         lines.append("time: " + ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in self.seconds.items()))
         return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, object]:
+        """What preparation did, with each registration's checked figures, for the output's sidecar."""
+        return {
+            "reference": self.reference.value,
+            "skull_stripped": bool(self.skull_stripped),
+            "extractor": self.extractor,
+            "registrations": {sequence.value: result.to_dict() for sequence, result in self.registrations.items()},
+            "working_size": list(self.working_size),
+            "working_spacing_mm": [round(value, 4) for value in self.working_spacing],
+            "seconds": {stage: round(seconds, 2) for stage, seconds in self.seconds.items()},
+        }
 
 
 @dataclass(frozen=True)
@@ -191,6 +203,11 @@ def prepare_sources(
         else:
             extractor = extractor if extractor is not None else DeepBetExtractor(device=device)
             mask = extractor.extract(reference_image)
+        if not sitk.GetArrayViewFromImage(mask).any():
+            raise ValueError(
+                f"no brain found in {names[reference]}: check that it is a head scan of the sequence it is given as "
+                "(--reference names another source to extract the brain from), or give skull-stripped inputs"
+            )
     others = [sequence for sequence in sources if sequence is not reference]
     registrations = {}
     with stages.stage("register", len(others)):

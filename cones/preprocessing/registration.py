@@ -28,19 +28,23 @@ import SimpleITK as sitk
 from cones.data.geometry import to_canonical
 from cones.domain.checks import MirrorFit, Severity, flipped_left_right
 from cones.domain.similarity import HISTOGRAM_BINS, normalized_mutual_information_of_values
+from cones.preprocessing.alignment import PERTURBATION_DEG, PERTURBATION_MM, PoseFigures, measure_pose
 
 __all__ = [
     "MAX_ROTATION_DEG",
     "MAX_TRANSLATION_MM",
-    "MIN_NORMALIZED_MUTUAL_INFORMATION",
+    "MIN_SHARPNESS",
     "MIRRORED_MIN_SHARE",
     "RegistrationFailed",
     "RegistrationResult",
     "TransformKind",
+    "align",
     "check_registrable",
+    "check_registration",
     "normalized_mutual_information",
     "normalized_mutual_information_of_values",
     "register",
+    "registered_mirror_nmi",
 ]
 
 logger = logging.getLogger(__name__)
@@ -50,12 +54,12 @@ MAX_ROTATION_DEG = 30.0
 do not turn their head that far between two sequences of one session."""
 MAX_TRANSLATION_MM = 50.0
 """A result moved further than this (at the brain's centre) from the scanner's coordinates is a failure."""
-MIN_NORMALIZED_MUTUAL_INFORMATION = 1.025
-"""Normalized mutual information (1 = independent, 2 = identical; 32 bins) inside the brain below
-which the registered images are taken as not aligned. Calibrated on the real cases of shared/data:
-T2 and FLAIR aligned with T1 measured 1.031-1.072 (three co-registered cases) and 1.048-1.055
-(the native case after registration); moved by 10 or 20 mm, or replaced by another patient's,
-1.004-1.020."""
+MIN_SHARPNESS = 0.0016
+"""A registration is refused when moving its pose by 2 mm or 2 degrees (:mod:`cones.preprocessing.alignment`) loses
+less normalized mutual information than this on average: no pose fits it sharply, as with another patient's scan
+or a registration stopped away from the answer. Chosen on the 30 training cases of
+``Testing/experiments/real_split.tsv`` (``Testing/experiments/registration_calibration.py``), halfway between the
+least sharp right registration and the sharpest wrong one; reported on the 9 validation cases (README, "Raw scans")."""
 
 MIRRORED_MIN_SHARE = 0.1
 """A source is refused as mirrored when its registered mirror gains this share of the information the registered
@@ -90,13 +94,15 @@ class RegistrationFailed(ValueError):
 
 @dataclass(frozen=True)
 class RegistrationResult:
-    """A source registered to the reference.
+    """A source registered to the reference, with the figures its check judged.
 
     Attributes:
         transform: maps points of the reference's physical space to the source's (what
             ``sitk.Resample(source, reference_grid, transform)`` needs).
         metric: the final Mattes mutual information (negative; lower is better).
-        normalized_mutual_information: NMI of the reference and the resampled source inside the brain.
+        pose: what the pose shares with the reference inside the brain, and how sharply that falls off
+            around it (:class:`cones.preprocessing.alignment.PoseFigures`).
+        mirrored_normalized_mutual_information: the same for the source's left-right mirror, registered too.
         rotation_deg: rotation angle of the transform's linear part.
         translation_mm: how far the brain's centre moved.
         seconds: time taken.
@@ -104,10 +110,29 @@ class RegistrationResult:
 
     transform: sitk.Transform
     metric: float
-    normalized_mutual_information: float
+    pose: PoseFigures
+    mirrored_normalized_mutual_information: float
     rotation_deg: float
     translation_mm: float
     seconds: float
+
+    @property
+    def normalized_mutual_information(self) -> float:
+        """Normalized mutual information of the reference and the registered source inside the brain."""
+        return self.pose.normalized_mutual_information
+
+    def to_dict(self) -> dict[str, float | list[float]]:
+        """The figures, and the limits they were judged against, for the output's sidecar."""
+        return {
+            "rotation_deg": round(self.rotation_deg, 3),
+            "translation_mm": round(self.translation_mm, 3),
+            "normalized_mutual_information": round(self.normalized_mutual_information, 5),
+            "sharpness": round(self.pose.sharpness, 5),
+            "min_sharpness": MIN_SHARPNESS,
+            "mirrored_normalized_mutual_information": round(self.mirrored_normalized_mutual_information, 5),
+            "seconds": round(self.seconds, 2),
+            "transform_parameters": [float(value) for value in self.transform.GetParameters()],
+        }
 
 
 def register(
@@ -126,10 +151,10 @@ def register(
         source: the moving image, on a grid of its own.
         name: the source's name for messages (``"T2"``).
         kind: rigid (default) or affine.
-        reference_mask: the brain on ``reference``'s grid: the rotation centre, and where the result's
-            normalized mutual information is measured. The optimised metric uses the whole head: on
-            thick slices a brain-only metric measured less robust (real native case: brain overlap
-            0.80 against 0.945 with the whole head).
+        reference_mask: the brain on ``reference``'s grid: the rotation centre, and where the result is
+            judged (default: where the reference is non-zero). The optimised metric uses the whole
+            head: on thick slices a brain-only metric measured less robust (real native case: brain
+            overlap 0.80 against 0.945 with the whole head).
         reference_name: the reference's name for messages (``"T1"``).
 
     Returns:
@@ -139,44 +164,69 @@ def register(
         RegistrationFailed: the source looks mirrored left-right against the reference (no rigid
             transform can mirror, so its low similarity would otherwise read as another patient's;
             see :class:`cones.domain.checks.MirrorFit`), the result is further than :data:`MAX_ROTATION_DEG` or
-            :data:`MAX_TRANSLATION_MM` from the start, or its normalized mutual information inside the
-            brain is below :data:`MIN_NORMALIZED_MUTUAL_INFORMATION`.
+            :data:`MAX_TRANSLATION_MM` from the start, or it is no sharp peak of similarity
+            (:data:`MIN_SHARPNESS`). The message says what failed and what to try.
     """
     started = time.perf_counter()
     kind = TransformKind(kind)
     fixed, moving = sitk.Cast(reference, sitk.sitkFloat32), sitk.Cast(source, sitk.sitkFloat32)
+    brain = reference_mask if reference_mask is not None else sitk.Cast(fixed != 0, sitk.sitkUInt8)
     centre = _centre(fixed, reference_mask)
     initial = _identity(kind)
     initial.SetCenter(centre)
-    transform, metric = _align(fixed, moving, initial)
+    transform, metric = align(fixed, moving, initial)
 
     rotation, translation = _distance_from_start(transform, centre)
-    nmi = normalized_mutual_information(fixed, sitk.Resample(moving, fixed, transform), reference_mask)
-    result = RegistrationResult(transform, metric, nmi, rotation, translation, time.perf_counter() - started)
+    pose = measure_pose(fixed, moving, transform, brain)
+    mirrored = registered_mirror_nmi(fixed, moving, kind, brain)
+    result = RegistrationResult(transform, metric, pose, mirrored, rotation, translation, time.perf_counter() - started)
     logger.info(
-        "%s registered: rotation %.1f deg, translation %.1f mm, NMI %.3f, %.1f s",
+        "%s registered: rotation %.1f deg, translation %.1f mm, NMI %.3f, sharpness %.4f, %.1f s",
         name,
         rotation,
         translation,
-        nmi,
+        pose.normalized_mutual_information,
+        pose.sharpness,
         result.seconds,
     )
-    mirror = MirrorFit(nmi, _registered_mirror_nmi(fixed, moving, kind, reference_mask))
-    if mirror.severity() is Severity.ERROR and mirror.gain >= MIRRORED_MIN_SHARE * (nmi - 1):
-        raise RegistrationFailed(mirror.message(name, reference_name))
-    if rotation > MAX_ROTATION_DEG or translation > MAX_TRANSLATION_MM:
-        raise RegistrationFailed(
-            f"registering {name} failed: the result is {rotation:.0f} degrees and {translation:.0f} mm from the "
-            f"scanner's alignment (at most {MAX_ROTATION_DEG:.0f} degrees and {MAX_TRANSLATION_MM:.0f} mm expected "
-            "within a session); check that it is the same patient and session"
-        )
-    if nmi < MIN_NORMALIZED_MUTUAL_INFORMATION:
-        raise RegistrationFailed(
-            f"registering {name} failed: after registration it shares too little with the reference "
-            f"(normalized mutual information {nmi:.3f} < {MIN_NORMALIZED_MUTUAL_INFORMATION}); check that it is "
-            "the same patient"
-        )
+    check_registration(result, name, reference_name)
     return result
+
+
+def check_registration(result: RegistrationResult, name: str, reference_name: str = "the reference") -> None:
+    """Refuse a registration that is not the answer: a mirrored source, a pose too far, or no sharp peak, in this order.
+
+    Raises:
+        RegistrationFailed: the message names ``name``, what failed, its figures, and what to try.
+    """
+    refusal = _refusal(result, name, reference_name)
+    if refusal is not None:
+        raise RegistrationFailed(refusal)
+
+
+def _refusal(result: RegistrationResult, name: str, reference_name: str) -> str | None:
+    """What is wrong with a registration, as the message to the user, or None."""
+    pose = result.pose
+    mirror = MirrorFit(pose.normalized_mutual_information, result.mirrored_normalized_mutual_information)
+    if mirror.severity() is Severity.ERROR and mirror.gain >= MIRRORED_MIN_SHARE * pose.shared:
+        return mirror.message(name, reference_name)
+    moves = f"moving it by {PERTURBATION_MM:.0f} mm or {PERTURBATION_DEG:.0f} degrees"
+    if result.rotation_deg > MAX_ROTATION_DEG or result.translation_mm > MAX_TRANSLATION_MM:
+        return (
+            f"registering {name} failed: the result is {result.rotation_deg:.0f} degrees and "
+            f"{result.translation_mm:.0f} mm from the scanner's alignment (at most {MAX_ROTATION_DEG:.0f} degrees and "
+            f"{MAX_TRANSLATION_MM:.0f} mm expected within a session); check that it is the same patient and session"
+        )
+    if pose.sharpness < MIN_SHARPNESS:
+        return (
+            f"registering {name} failed: it fits {reference_name} nowhere sharply ({moves} lowers their normalized "
+            f"mutual information, {pose.normalized_mutual_information:.3f}, by {pose.sharpness:.4f} on average; "
+            f"{MIN_SHARPNESS} or more expected of one patient's scans): another patient's scan, "
+            "or a registration stopped away from the answer; check that it is the same patient and session and "
+            f"that both files' orientation headers are right, then align {name} roughly to {reference_name} (e.g. in "
+            "Slicer's Transforms module) and run again"
+        )
+    return None
 
 
 def check_registrable(image: sitk.Image, name: str) -> None:
@@ -212,7 +262,7 @@ def _identity(kind: TransformKind) -> sitk.Transform:
     return sitk.Euler3DTransform() if kind is TransformKind.RIGID else sitk.AffineTransform(3)
 
 
-def _align(fixed: sitk.Image, moving: sitk.Image, initial: sitk.Transform) -> tuple[sitk.Transform, float]:
+def align(fixed: sitk.Image, moving: sitk.Image, initial: sitk.Transform) -> tuple[sitk.Transform, float]:
     """The transform (reference points to source points) that registration finds from ``initial``, and its metric."""
     method = sitk.ImageRegistrationMethod()
     method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=HISTOGRAM_BINS)
@@ -231,9 +281,7 @@ def _align(fixed: sitk.Image, moving: sitk.Image, initial: sitk.Transform) -> tu
     return transform, method.GetMetricValue()
 
 
-def _registered_mirror_nmi(
-    fixed: sitk.Image, moving: sitk.Image, kind: TransformKind, mask: sitk.Image | None
-) -> float:
+def registered_mirror_nmi(fixed: sitk.Image, moving: sitk.Image, kind: TransformKind, mask: sitk.Image | None) -> float:
     """Normalized mutual information in the brain of the source's left-right mirror, registered as the source was.
 
     No rigid transform mirrors, so only registering the mirror tells whether it fits better; a
@@ -245,7 +293,7 @@ def _registered_mirror_nmi(
     initial = sitk.CenteredTransformInitializer(
         fixed, mirror, _identity(kind), sitk.CenteredTransformInitializerFilter.MOMENTS
     )
-    transform, _ = _align(fixed, mirror, initial)
+    transform, _ = align(fixed, mirror, initial)
     return normalized_mutual_information(fixed, sitk.Resample(mirror, fixed, transform), mask)
 
 
