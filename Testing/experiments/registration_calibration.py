@@ -172,33 +172,29 @@ def brain_errors(found: sitk.Transform, truth: sitk.Transform, brain: sitk.Image
 def run_trial(trial: Trial, folders: dict[str, Path]) -> dict[str, object]:
     """Acquire, register and measure one trial (one thread: the workers run side by side)."""
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
-    reference, image = acquired_source(trial, folders)
-    brain = brain_mask_of_stripped(reference)
-    statistics = sitk.LabelShapeStatisticsImageFilter()
-    statistics.Execute(brain)
-    centre = statistics.GetCentroid(1)
-    truth = motion(centre, trial.rotation_deg, trial.axis, trial.translation_mm, trial.direction)
-
+    given = acquire_trial(trial, folders)
     started = time.perf_counter()
     initial = sitk.Euler3DTransform() if trial.transform_kind == "rigid" else sitk.AffineTransform(3)
-    initial.SetCenter(centre)
-    found, _ = align(reference, image, initial)
+    initial.SetCenter(given.centre)
+    found, _ = align(given.reference, given.source, initial)
     align_seconds = time.perf_counter() - started
-    errors = brain_errors(found, truth, brain)
+    errors = brain_errors(found, given.truth, given.brain)
     pose = found
     if trial.kind == "stopped_far":
-        away = motion(centre, trial.far_rotation_deg, trial.far_axis, trial.far_translation_mm, trial.far_direction)
+        away = motion(
+            given.centre, trial.far_rotation_deg, trial.far_axis, trial.far_translation_mm, trial.far_direction
+        )
         pose = sitk.CompositeTransform([found, away])
-        errors = brain_errors(pose, truth, brain)
+        errors = brain_errors(pose, given.truth, given.brain)
     started = time.perf_counter()
-    figures = measure_pose(reference, image, pose, brain)
+    figures = measure_pose(given.reference, given.source, pose, given.brain)
     measure_seconds = time.perf_counter() - started
     row: dict[str, object] = {**asdict(trial)}
     mirror_seconds = float("nan")
     mirror = float("nan")
     if trial.transform_kind == "rigid" and trial.kind in ("right", "mirrored"):
         started = time.perf_counter()
-        mirror = registered_mirror_nmi(reference, image, TransformKind.RIGID, brain)
+        mirror = registered_mirror_nmi(given.reference, given.source, TransformKind.RIGID, given.brain)
         mirror_seconds = time.perf_counter() - started
     row.update(
         nmi=figures.normalized_mutual_information,
@@ -220,15 +216,16 @@ def run_trials(trials: list[Trial], folders: dict[str, Path], output: Path, work
     done = {row["trial"] for row in _read(table)} if table.exists() else set()
     todo = sorted((trial for trial in trials if trial.trial not in done), key=_interleaved(trials))
     print(f"{len(todo)} of {len(trials)} trials to run", flush=True)
+    columns = _read_header(table) if table.exists() else None
     with ProcessPoolExecutor(workers) as pool:
         for row in pool.map(run_trial, todo, [folders] * len(todo)):
-            new = not table.exists()
+            if columns is not None and columns != list(row):
+                raise ValueError(f"{table} was written with other columns; give another --output")
             with table.open("a", newline="") as handle:
                 writer = csv.DictWriter(handle, fieldnames=list(row), delimiter="\t")
-                if new:
+                if columns is None:
                     writer.writeheader()
-                elif table.open().readline().rstrip("\n").split("\t") != list(row):
-                    raise ValueError(f"{table} was written with other columns; give another --output")
+                    columns = list(row)
                 writer.writerow(row)
             print(
                 f"{row['trial']}: nmi {row['nmi']:.4f} sharp {row['sharpness']:.4f} mirror {row['mirror_nmi']:.4f} "
@@ -263,10 +260,7 @@ def run_synthesis(case: str, folder: Path, model_path: Path, seed: int) -> dict[
     files = {case.case_id: case.sequences for case in find_cases(folder.parent)}[case]
     images = {sequence: sitk.ReadImage(str(files[sequence]), sitk.sitkFloat32) for sequence in files}
     sources = {sequence: images[sequence] for sequence in model.card.sources}
-    brain = brain_mask_of_stripped(images[Sequence.T1])
-    statistics = sitk.LabelShapeStatisticsImageFilter()
-    statistics.Execute(brain)
-    centre = statistics.GetCentroid(1)
+    _, centre = brain_and_centre(images[Sequence.T1])
     real = sitk.GetArrayFromImage(images[Sequence.T1CE])
     inside = real > 0
     aligned = synthesize_images(model, sources, options=options)[Sequence.T1CE]
@@ -347,7 +341,7 @@ def _count(verdicts: list[tuple[str, bool]], kind: str, refused: bool) -> str:
 
 
 def report(rows: list[dict[str, str]], output: Path) -> str:
-    """The chosen limits, the counts on each half, accuracy, time and the skull-stripped decision, as Markdown."""
+    """The chosen limit, the counts on each half, accuracy and time, as Markdown (also ``output/report.md``)."""
     rigid = [row for row in rows if row["transform_kind"] == "rigid"]
     training = [row for row in rigid if row["role"] == "training"]
     min_sharpness = choose(training)
@@ -396,23 +390,41 @@ def report(rows: list[dict[str, str]], output: Path) -> str:
     return text
 
 
-def acquired_source(trial: Trial, folders: dict[str, Path]) -> tuple[sitk.Image, sitk.Image]:
-    """The trial's reference T1 as given and its source as acquired (the same image :func:`run_trial` registers)."""
+@dataclass(frozen=True)
+class Acquisition:
+    """What one trial registers: the reference as given, its brain, and the source acquired after a known motion."""
+
+    reference: sitk.Image
+    brain: sitk.Image
+    centre: tuple[float, float, float]
+    truth: sitk.Transform
+    source: sitk.Image
+
+
+def brain_and_centre(reference: sitk.Image) -> tuple[sitk.Image, tuple[float, float, float]]:
+    """A stripped reference's brain and its centroid (the centre of every motion)."""
+    brain = brain_mask_of_stripped(reference)
+    statistics = sitk.LabelShapeStatisticsImageFilter()
+    statistics.Execute(brain)
+    return brain, statistics.GetCentroid(1)
+
+
+def acquire_trial(trial: Trial, folders: dict[str, Path]) -> Acquisition:
+    """The trial's reference T1 and its source acquired after the trial's motion (what :func:`run_trial` registers)."""
     own = {case.case_id: case.sequences for case in find_cases(folders[trial.case].parent)}[trial.case]
     reference = sitk.ReadImage(str(own[Sequence.T1]), sitk.sitkFloat32)
-    statistics = sitk.LabelShapeStatisticsImageFilter()
-    statistics.Execute(brain_mask_of_stripped(reference))
+    brain, centre = brain_and_centre(reference)
     donor = {case.case_id: case.sequences for case in find_cases(folders[trial.donor].parent)}[trial.donor]
     source = sitk.ReadImage(str(donor[Sequence(trial.sequence)]), sitk.sitkFloat32)
     if trial.kind == "mirrored":
         source = flipped_left_right(to_canonical(source)[0])
-    truth = motion(statistics.GetCentroid(1), trial.rotation_deg, trial.axis, trial.translation_mm, trial.direction)
-    return reference, acquired(source, truth, trial.grid, trial.spacing)
+    truth = motion(centre, trial.rotation_deg, trial.axis, trial.translation_mm, trial.direction)
+    return Acquisition(reference, brain, centre, truth, acquired(source, truth, trial.grid, trial.spacing))
 
 
 def _stripped(trial: Trial, folders: dict[str, Path]) -> tuple[bool, bool]:
-    reference, source = acquired_source(trial, folders)
-    return looks_skull_stripped(reference), looks_skull_stripped(source)
+    acquisition = acquire_trial(trial, folders)
+    return looks_skull_stripped(acquisition.reference), looks_skull_stripped(acquisition.source)
 
 
 def stripped_decisions(trials: list[Trial], folders: dict[str, Path], workers: int) -> str:
@@ -457,6 +469,11 @@ def _write(path: Path, rows: list[dict[str, object]]) -> None:
         writer = csv.DictWriter(handle, fieldnames=fields, delimiter="\t", restval="")
         writer.writeheader()
         writer.writerows(rows)
+
+
+def _read_header(path: Path) -> list[str]:
+    with path.open() as handle:
+        return handle.readline().rstrip("\n").split("\t")
 
 
 def _read(path: Path) -> list[dict[str, str]]:
