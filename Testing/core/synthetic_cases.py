@@ -6,6 +6,8 @@ and an enhancing blob that only T1ce shows, written in BraTS 2018-2021 or 2023 n
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from collections.abc import Sequence as SequenceOf
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +85,14 @@ def write_dataset(root: Path, cases: int = 3, **kwargs: object) -> Path:
     for index in range(cases):
         write_case(root, f"CASE-{index:03d}", seed=index, **kwargs)
     return root
+
+
+def synthesize_arguments(
+    model: Path, inputs: SequenceOf[str] | Mapping[str, Path], output: Path | str, *extra: str
+) -> list[str]:
+    """``cones synthesize`` arguments on the CPU; ``inputs`` as ``name=path`` pairs or a mapping of names to paths."""
+    pairs = [f"{name}={path}" for name, path in inputs.items()] if isinstance(inputs, Mapping) else list(inputs)
+    return ["synthesize", "--model", str(model), "--input", *pairs, "--output", str(output), "--device", "cpu", *extra]
 
 
 def train_arguments(data: Path, output: Path, iterations: int, batch_size: int = 2) -> list[str]:

@@ -22,7 +22,7 @@ import pytest
 import SimpleITK as sitk
 from dicom_series import rounded, write_series
 from refusals import assert_refused
-from synthetic_cases import case_images
+from synthetic_cases import case_images, synthesize_arguments
 from tiny_models import write_tiny_model
 
 from cones.cli import main
@@ -71,11 +71,6 @@ def without_slice(series: Path, index: int = MISSING) -> Path:
     return series
 
 
-def synthesize(model: Path, inputs: dict[str, Path], output: Path, *extra: str) -> list[str]:
-    pairs = [f"{name}={path}" for name, path in inputs.items()]
-    return ["synthesize", "--model", str(model), "--input", *pairs, "--output", str(output), "--device", "cpu", *extra]
-
-
 @pytest.fixture
 def refused(capfd: pytest.CaptureFixture, snapshot):
     """``refused(arguments, folder, *expected)``: :func:`refusals.assert_refused`, ITK's own output included."""
@@ -88,7 +83,7 @@ def test_a_series_with_a_missing_slice_is_refused_naming_the_gap(
     """Item 3: three series with the same slice missing agree on one grid, so ITK's even stacking went unnoticed."""
     inputs = {name: without_slice(dicom(images, tmp_path / "in", name)) for name in ("t1", "t2", "flair")}
     refused(
-        synthesize(tiny_model, inputs, tmp_path / "in" / "t1ce.nii.gz"),
+        synthesize_arguments(tiny_model, inputs, tmp_path / "in" / "t1ce.nii.gz"),
         tmp_path,
         str(inputs["t1"]),
         "slice spacing uneven: 3 mm expected, 6 mm between slices 5 and 6",
@@ -113,7 +108,7 @@ def test_with_resample_the_slices_are_interpolated_at_their_true_positions(
 
     caplog.clear()
     output = tmp_path / "t1ce.nii.gz"
-    assert main(synthesize(tiny_model, {**nifti, "t1": t1}, output, "--resample")) == 0
+    assert main(synthesize_arguments(tiny_model, {**nifti, "t1": t1}, output, "--resample")) == 0
     said = [record.getMessage() for record in caplog.records if "slice spacing uneven" in record.getMessage()]
     assert len(said) == 1 and str(t1) in said[0] and "interpolated" in said[0]
     assert sitk.ReadImage(str(output)).GetSize() == full.GetSize()
@@ -142,7 +137,7 @@ def test_a_series_without_slice_positions_is_refused_naming_the_tags(
             delattr(dataset, keyword)
         dataset.save_as(path)
     line = refused(
-        synthesize(tiny_model, {**nifti, "t1": t1}, tmp_path / "in" / "t1ce.nii.gz", "--resample"),
+        synthesize_arguments(tiny_model, {**nifti, "t1": t1}, tmp_path / "in" / "t1ce.nii.gz", "--resample"),
         tmp_path,
         str(t1),
         *removed,
@@ -173,7 +168,7 @@ def test_itk_warnings_before_a_refusal_leave_one_error_line(
     moved = tmp_path / "in" / "t2_moved.nii.gz"
     sitk.WriteImage(t2, str(moved))
     refused(
-        synthesize(tiny_model, {**nifti, "t1": t1, "t2": moved}, tmp_path / "in" / "t1ce.nii.gz"),
+        synthesize_arguments(tiny_model, {**nifti, "t1": t1, "t2": moved}, tmp_path / "in" / "t1ce.nii.gz"),
         tmp_path,
         "not on the grid",
     )
@@ -184,7 +179,7 @@ def test_itk_warnings_before_a_refusal_leave_one_error_line(
 def test_warnings_on_stderr_are_warning_lines(tiny_model: Path, nifti: dict[str, Path], tmp_path: Path) -> None:
     """Item 12 and "WARNING the T1 input is not DICOM": on the command line's stderr, each is one ``warning:`` line."""
     t1 = sheared(nifti["t1"], tmp_path / "in" / "t1_sheared.nii.gz")
-    arguments = synthesize(tiny_model, {**nifti, "t1": t1}, tmp_path / "t1ce", "--output-format", "dicom")
+    arguments = synthesize_arguments(tiny_model, {**nifti, "t1": t1}, tmp_path / "t1ce", "--output-format", "dicom")
     result = subprocess.run(
         [sys.executable, "-c", "import sys; from cones.cli import main; sys.exit(main(sys.argv[1:]))", *arguments],
         capture_output=True,
@@ -215,7 +210,7 @@ def test_a_series_without_a_dicom_reference_passes_dciodvfy(
 ) -> None:
     """Item 14: ImageType value 3, Manufacturer, PositionReferenceIndicator, Laterality and PatientPosition."""
     folder = tmp_path / "t1ce"
-    assert main(synthesize(tiny_model, nifti, folder, "--output-format", "dicom")) == 0
+    assert main(synthesize_arguments(tiny_model, nifti, folder, "--output-format", "dicom")) == 0
     assert dciodvfy_errors(folder) == []
     dataset = pydicom.dcmread(next(folder.iterdir()))
     assert list(dataset.ImageType)[:2] == ["DERIVED", "SECONDARY"] and dataset.PatientPosition == ""
@@ -234,7 +229,7 @@ def test_a_series_joining_a_dicom_reference_passes_dciodvfy_and_copies_what_it_h
         dataset.Manufacturer = "ACME"
         dataset.save_as(path)
     folder = tmp_path / "t1ce"
-    assert main(synthesize(tiny_model, {**nifti, "t1": t1}, folder, "--output-format", "dicom")) == 0
+    assert main(synthesize_arguments(tiny_model, {**nifti, "t1": t1}, folder, "--output-format", "dicom")) == 0
     assert dciodvfy_errors(folder) == []
     for path in folder.iterdir():
         dataset = pydicom.dcmread(path)

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 from refusals import assert_refused
-from synthetic_cases import train_arguments, write_case, write_dataset
+from synthetic_cases import synthesize_arguments, train_arguments, write_case, write_dataset
 
 from cones.checkpoint import read_model_card
 from cones.cli import main
@@ -52,21 +52,6 @@ def refused(capsys: pytest.CaptureFixture, snapshot):
     return partial(assert_refused, capsys, snapshot)
 
 
-def synthesize(model: Path, input_pairs: list[str], output: Path | str, *extra: str) -> list[str]:
-    return [
-        "synthesize",
-        "--model",
-        str(model),
-        "--input",
-        *input_pairs,
-        "--output",
-        str(output),
-        "--device",
-        "cpu",
-        *extra,
-    ]
-
-
 # 1. data loss: an output that is an input -------------------------------------------------------
 
 
@@ -84,7 +69,7 @@ def test_synthesize_refuses_an_output_that_is_an_input_even_with_overwrite(
     }
     output = aliases[spelling]()
     refused(
-        synthesize(trained, [f"t1={t1.name}", *inputs(case)[1:]], output, "--overwrite"),
+        synthesize_arguments(trained, [f"t1={t1.name}", *inputs(case)[1:]], output, "--overwrite"),
         tmp_path,
         "is the T1 input",
     )
@@ -101,7 +86,7 @@ def test_synthesize_refuses_a_segmentation_output_that_is_an_input_or_the_output
     output = tmp_path / "t1ce.nii.gz"
     segment = ["--segment", str(trained), "--overwrite"]
     for target, message in ((source(case, "flair"), "is the FLAIR input"), (output, "is the --output file")):
-        arguments = synthesize(trained, inputs(case), output, *segment, "--segmentation-output", str(target))
+        arguments = synthesize_arguments(trained, inputs(case), output, *segment, "--segmentation-output", str(target))
         refused(arguments, tmp_path, str(target), message)
 
 
@@ -193,7 +178,7 @@ def test_synthesize_refuses_a_broken_volume_naming_it(
 ) -> None:
     make, problem = BROKEN_VOLUMES[kind]
     broken = make(source(case, "t2"))
-    arguments = synthesize(trained, inputs(case, t2=broken), tmp_path / "t1ce.nii.gz")
+    arguments = synthesize_arguments(trained, inputs(case, t2=broken), tmp_path / "t1ce.nii.gz")
     stdout = refused(arguments, tmp_path, str(broken), problem).out
     assert not any(line.startswith("CONES_PROGRESS") for line in stdout), "refused before any slice is synthesized"
 
@@ -225,13 +210,13 @@ def test_evaluate_refuses_a_case_with_non_finite_voxels(trained: Path, tmp_path:
 )
 def test_synthesize_refuses_a_sequence_given_twice(trained: Path, case: Path, tmp_path: Path, pairs, refused) -> None:
     given = pairs(case)
-    refused(synthesize(trained, given, tmp_path / "o.nii.gz"), tmp_path, "given twice", given[-1])
+    refused(synthesize_arguments(trained, given, tmp_path / "o.nii.gz"), tmp_path, "given twice", given[-1])
 
 
 def test_synthesize_collects_repeated_input_options(trained: Path, case: Path, tmp_path: Path) -> None:
     first, *rest = inputs(case)
     output = tmp_path / "o.nii.gz"
-    assert main([*synthesize(trained, [first], output), "--input", *rest]) == 0
+    assert main([*synthesize_arguments(trained, [first], output), "--input", *rest]) == 0
     assert output.is_file()
 
 
@@ -249,7 +234,9 @@ def test_synthesize_refuses_unwritable_outputs_before_any_work(
         (tmp_path / "notes.txt" / "t1ce.nii.gz", "is a file, not a folder"),
         (tmp_path / "notes.txt" / "deeper" / "t1ce.nii.gz", "is a file, not a folder"),
     ):
-        stdout = refused(synthesize(trained, inputs(case), output, "--overwrite"), tmp_path, str(output), problem).out
+        stdout = refused(
+            synthesize_arguments(trained, inputs(case), output, "--overwrite"), tmp_path, str(output), problem
+        ).out
         assert not any(line.startswith("CONES_PROGRESS") for line in stdout)
 
 
@@ -262,7 +249,7 @@ def test_synthesize_refuses_a_read_only_folder_before_any_work(
 
     monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
     output = tmp_path / "t1ce.nii.gz"
-    refused(synthesize(trained, inputs(case), output), tmp_path, str(output), "Read-only file system")
+    refused(synthesize_arguments(trained, inputs(case), output), tmp_path, str(output), "Read-only file system")
 
 
 def test_synthesize_keeps_a_file_that_appeared_while_it_ran(
@@ -280,7 +267,7 @@ def test_synthesize_keeps_a_file_that_appeared_while_it_ran(
 
     monkeypatch.setattr(cones.inference, "synthesize_images", concurrent_writer)
     before = snapshot(tmp_path)
-    assert main(synthesize(trained, inputs(case), output)) == 2
+    assert main(synthesize_arguments(trained, inputs(case), output)) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert str(output) in line and "appeared while this command ran); pass --overwrite" in line
     assert output.read_bytes() == b"written by another run"
@@ -294,7 +281,7 @@ def test_a_failing_write_is_one_line_with_exit_code_1(
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(sitk, "WriteImage", disk_full)
-    refused(synthesize(trained, inputs(case), tmp_path / "o.nii.gz"), tmp_path, "No space left", code=1)
+    refused(synthesize_arguments(trained, inputs(case), tmp_path / "o.nii.gz"), tmp_path, "No space left", code=1)
 
 
 # 8. file mode --------------------------------------------------------------------------------------
@@ -307,7 +294,7 @@ def test_synthesized_files_get_their_mode_from_the_umask(
     output = tmp_path / "t1ce.nii.gz"
     previous = os.umask(umask)
     try:
-        assert main(synthesize(trained, inputs(case), output)) == 0
+        assert main(synthesize_arguments(trained, inputs(case), output)) == 0
     finally:
         os.umask(previous)
     assert output.stat().st_mode & 0o777 == mode
@@ -321,7 +308,7 @@ def test_a_synthesis_model_given_as_segmentation_model_says_which_option_takes_i
 ) -> None:
     segment = ["--segment", str(trained), "--segmentation-output", str(tmp_path / "seg.nii.gz")]
     refused(
-        synthesize(trained, inputs(case), tmp_path / "o.nii.gz", *segment),
+        synthesize_arguments(trained, inputs(case), tmp_path / "o.nii.gz", *segment),
         tmp_path,
         str(trained),
         "it is a CoNeS synthesis model",

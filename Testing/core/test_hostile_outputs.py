@@ -18,7 +18,7 @@ import pytest
 import SimpleITK as sitk
 from dicom_series import write_series
 from refusals import assert_refused
-from synthetic_cases import train_arguments, write_case, write_dataset
+from synthetic_cases import synthesize_arguments, train_arguments, write_case, write_dataset
 from test_cli_prepare import raw_case  # noqa: F401 (a fixture)
 
 from cones.cli import main
@@ -43,21 +43,6 @@ def inputs(case: Path) -> list[str]:
     return [f"{name}={case / f'PATIENT_{name}.nii.gz'}" for name in SOURCES]
 
 
-def synthesize(model: Path, input_pairs: list[str], output: Path | str, *extra: str) -> list[str]:
-    return [
-        "synthesize",
-        "--model",
-        str(model),
-        "--input",
-        *input_pairs,
-        "--output",
-        str(output),
-        "--device",
-        "cpu",
-        *extra,
-    ]
-
-
 @pytest.fixture
 def refused(capsys: pytest.CaptureFixture, snapshot):
     """``refused(arguments, folder, *expected, code=2)``: :func:`refusals.assert_refused`."""
@@ -78,7 +63,7 @@ def test_dicom_overwrite_never_replaces_an_acquired_series(trained: Path, case: 
     folder = _acquired_series(case, tmp_path / "scan")
     count = len(list(folder.iterdir()))
     refused(
-        synthesize(trained, inputs(case), folder, "--output-format", "dicom", "--overwrite"),
+        synthesize_arguments(trained, inputs(case), folder, "--output-format", "dicom", "--overwrite"),
         tmp_path,
         str(folder),
         "not an earlier output of CoNeS",
@@ -91,13 +76,13 @@ def test_dicom_overwrite_replaces_an_earlier_synthetic_series_but_not_one_with_a
 ) -> None:
     folder = tmp_path / "t1ce"
     dicom = ("--output-format", "dicom", "--overwrite")
-    assert main(synthesize(trained, inputs(case), folder, *dicom)) == 0
-    assert main(synthesize(trained, inputs(case), folder, *dicom)) == 0, "an earlier CoNeS series is replaced"
+    assert main(synthesize_arguments(trained, inputs(case), folder, *dicom)) == 0
+    assert main(synthesize_arguments(trained, inputs(case), folder, *dicom)) == 0, "an earlier CoNeS series is replaced"
     capsys.readouterr()
     acquired = _acquired_series(case, tmp_path / "scan")
     first = sorted(acquired.iterdir())[0]
     os.link(first, folder / first.name)
-    refused(synthesize(trained, inputs(case), folder, *dicom), tmp_path, str(folder), first.name)
+    refused(synthesize_arguments(trained, inputs(case), folder, *dicom), tmp_path, str(folder), first.name)
 
 
 # 4. an interrupt while the outputs are published leaves none of them ----------------------------------
@@ -129,7 +114,7 @@ def test_an_interrupt_while_publishing_leaves_no_output(
     out.mkdir()
     maps = ("--uncertainty-output", str(out / "u.nii.gz"), "--enhancement-output", str(out / "e.nii.gz"))
     _interrupt_on_call(monkeypatch, PUBLISHING, nth)
-    refused(synthesize(trained, inputs(case), out / "t1ce.nii.gz", *maps), tmp_path, "interrupted", code=130)
+    refused(synthesize_arguments(trained, inputs(case), out / "t1ce.nii.gz", *maps), tmp_path, "interrupted", code=130)
 
 
 @pytest.mark.parametrize("nth", [1, 3, 5])
@@ -138,10 +123,10 @@ def test_an_interrupt_while_replacing_outputs_puts_the_earlier_ones_back(
 ) -> None:
     out = tmp_path / "out"
     maps = ("--uncertainty-output", str(out / "u.nii.gz"), "--enhancement-output", str(out / "e.nii.gz"))
-    assert main(synthesize(trained, inputs(case), out / "t1ce.nii.gz", *maps)) == 0
+    assert main(synthesize_arguments(trained, inputs(case), out / "t1ce.nii.gz", *maps)) == 0
     capsys.readouterr()
     _interrupt_on_call(monkeypatch, PUBLISHING, nth)
-    arguments = synthesize(trained, inputs(case), out / "t1ce.nii.gz", *maps, "--overwrite")
+    arguments = synthesize_arguments(trained, inputs(case), out / "t1ce.nii.gz", *maps, "--overwrite")
     refused(arguments, tmp_path, "interrupted", code=130)
 
 
@@ -155,7 +140,9 @@ def test_an_interrupt_after_the_maps_are_written_leaves_no_map(
 
     monkeypatch.setattr(cones.marking, "write_sidecar", interrupted)
     maps = ("--uncertainty-output", str(tmp_path / "u.nii.gz"), "--enhancement-output", str(tmp_path / "e.nii.gz"))
-    refused(synthesize(trained, inputs(case), tmp_path / "t1ce.nii.gz", *maps), tmp_path, "interrupted", code=130)
+    refused(
+        synthesize_arguments(trained, inputs(case), tmp_path / "t1ce.nii.gz", *maps), tmp_path, "interrupted", code=130
+    )
 
 
 def test_an_interrupt_after_preparation_leaves_no_mask_and_no_prepared_folder(
@@ -175,7 +162,7 @@ def test_an_interrupt_after_preparation_leaves_no_mask_and_no_prepared_folder(
     out.mkdir()
     pairs = [f"{name}={path}" for name, path in raw_case.items()]
     extra = ("--prepare", "--brain-mask-output", str(out / "mask.nii.gz"), "--prepared-output-dir", str(out / "prep"))
-    refused(synthesize(trained, pairs, out / "t1ce.nii.gz", *extra), out, "interrupted", code=130)
+    refused(synthesize_arguments(trained, pairs, out / "t1ce.nii.gz", *extra), out, "interrupted", code=130)
 
 
 # 10. names over the file system's limit ---------------------------------------------------------------
@@ -188,7 +175,7 @@ def test_output_names_over_the_file_system_limit_are_refused_before_the_work(
     limit = os.pathconf(tmp_path, "PC_NAME_MAX")
     output = tmp_path / ("a" * (length - len(".nii.gz")) + ".nii.gz")
     assert len(output.name) + len(".json") > limit - 30, "the name, its sidecar's or its hidden file's, is too long"
-    stdout = refused(synthesize(trained, inputs(case), output), tmp_path, "too long", str(limit)).out
+    stdout = refused(synthesize_arguments(trained, inputs(case), output), tmp_path, "too long", str(limit)).out
     assert not any(line.startswith("CONES_PROGRESS") for line in stdout), "refused before the work"
 
 
@@ -196,7 +183,7 @@ def test_a_dicom_output_folder_name_over_the_limit_is_refused(
     trained: Path, case: Path, tmp_path: Path, refused
 ) -> None:
     output = tmp_path / ("d" * 256)
-    refused(synthesize(trained, inputs(case), output, "--output-format", "dicom"), tmp_path, "too long")
+    refused(synthesize_arguments(trained, inputs(case), output, "--output-format", "dicom"), tmp_path, "too long")
 
 
 # 11. sample-data into a file -------------------------------------------------------------------------
@@ -222,9 +209,11 @@ def test_an_option_error_is_reported_before_the_input_checks_warn(
         image.SetSpacing((3.0, 3.0, 3.0))
         sitk.WriteImage(image, str(tmp_path / f"{name}.nii.gz"))
         pairs.append(f"{name}={tmp_path / f'{name}.nii.gz'}")
-    assert main(synthesize(trained, pairs, tmp_path / "check.nii.gz")) == 0
+    assert main(synthesize_arguments(trained, pairs, tmp_path / "check.nii.gz")) == 0
     assert "warning: T1: 3 x 3 mm voxels" in capsys.readouterr().err
-    refused(synthesize(trained, pairs, tmp_path / "o.nii.gz", "--batch-size", "0"), tmp_path, "--batch-size", "0")
+    refused(
+        synthesize_arguments(trained, pairs, tmp_path / "o.nii.gz", "--batch-size", "0"), tmp_path, "--batch-size", "0"
+    )
 
 
 def test_a_resume_below_the_finished_iterations_is_refused_naming_both(
@@ -240,7 +229,7 @@ def test_a_resume_below_the_finished_iterations_is_refused_naming_both(
 
 def test_an_interrupt_at_the_very_end_still_says_so(trained: Path, case: Path, tmp_path: Path) -> None:
     """A Ctrl-C right after the last line, while the interpreter tears torch down, said nothing (or a traceback)."""
-    command = [sys.executable, "-m", "cones.cli", *synthesize(trained, inputs(case), tmp_path / "o.nii.gz")]
+    command = [sys.executable, "-m", "cones.cli", *synthesize_arguments(trained, inputs(case), tmp_path / "o.nii.gz")]
     for delay in (0.0, 0.01, 0.05):
         (tmp_path / "o.nii.gz").unlink(missing_ok=True)
         (tmp_path / "o.nii.gz.json").unlink(missing_ok=True)

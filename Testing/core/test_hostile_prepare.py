@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import SimpleITK as sitk
 from refusals import assert_refused
-from synthetic_cases import case_images, train_arguments, write_dataset
+from synthetic_cases import case_images, synthesize_arguments, train_arguments, write_dataset
 from test_preprocessing import moved
 
 from cones.checkpoint import read_model_card
@@ -48,11 +48,6 @@ def write_sources(folder: Path, images: dict[str, sitk.Image]) -> dict[str, Path
     return paths
 
 
-def synthesize(model: Path, paths: dict[str, Path], output: Path, *extra: str) -> list[str]:
-    pairs = [f"{name}={path}" for name, path in paths.items()]
-    return ["synthesize", "--model", str(model), "--input", *pairs, "--output", str(output), "--device", "cpu", *extra]
-
-
 def mirrored(image: sitk.Image) -> sitk.Image:
     """The voxels flipped left-right, the header kept (what a careless converter does)."""
     flipped = sitk.GetImageFromArray(sitk.GetArrayFromImage(image)[:, :, ::-1].copy())
@@ -79,7 +74,7 @@ def test_a_mirrored_source_is_refused_with_and_without_prepare(
     paths = write_sources(tmp_path / "in", images)
     extra = ("--prepare",) if prepare else ()
     refused(
-        synthesize(trained, paths, tmp_path / "t1ce.nii.gz", *extra),
+        synthesize_arguments(trained, paths, tmp_path / "t1ce.nii.gz", *extra),
         tmp_path,
         f"T2 ({paths['t2']}) looks mirrored left-right against T1",
     )
@@ -113,7 +108,7 @@ def test_the_checks_after_prepare_are_printed_and_recorded(
     images["t2"] = images_of(seed=4)["t2"]
     paths = write_sources(tmp_path / "in", images)
     output = tmp_path / "t1ce.nii.gz"
-    assert main(synthesize(trained, paths, output, "--prepare")) == 0
+    assert main(synthesize_arguments(trained, paths, output, "--prepare")) == 0
     printed = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning: ")]
     checks = json.loads(output.with_name(output.name + ".json").read_text())["input_checks"]
     assert {"registration", "mirrored", "sequence-contrast", "intensity-range"} <= set(checks["checked"])
@@ -136,7 +131,7 @@ def test_a_source_too_thin_to_register_is_refused_before_any_work(
     images["t2"] = images["t2"][:, :, middle : middle + slices]
     paths = write_sources(tmp_path / "in", images)
     out = refused(
-        synthesize(trained, paths, tmp_path / "t1ce.nii.gz", "--prepare"),
+        synthesize_arguments(trained, paths, tmp_path / "t1ce.nii.gz", "--prepare"),
         tmp_path,
         f"T2 ({paths['t2']}) is too thin to register",
         f"72 x 80 x {slices} voxels",

@@ -24,7 +24,7 @@ import pytest
 import SimpleITK as sitk
 import torch
 from refusals import Refusal, assert_refused
-from synthetic_cases import case_images, train_arguments, write_case, write_dataset
+from synthetic_cases import case_images, synthesize_arguments, train_arguments, write_case, write_dataset
 from tiny_models import write_tiny_model, write_tiny_segmentation_model
 
 from cones.checkpoint import CheckpointError
@@ -76,11 +76,6 @@ def refused(capsys: pytest.CaptureFixture, snapshot):
     return run_command
 
 
-def synthesize(model: Path, input_pairs: list[str], output: Path, *extra: str) -> list[str]:
-    return ["synthesize", "--model", str(model), "--input", *input_pairs, "--output", str(output), "--device", "cpu",
-            *extra]  # fmt: skip
-
-
 def segmentation_model(path: Path) -> Path:
     return write_tiny_segmentation_model(path, patch_size=(8, 16, 16))
 
@@ -123,7 +118,7 @@ def test_info_refuses_a_model_file_with_a_bad_crc(trained: Path, tmp_path: Path,
 
 def test_synthesize_refuses_a_model_file_with_a_bad_crc(trained: Path, case: Path, tmp_path: Path, refused) -> None:
     bad = with_bad_crc(trained, tmp_path / "models" / "bad.pt")
-    refused(synthesize(bad, inputs(case), tmp_path / "t1ce.nii.gz"), tmp_path, str(bad), "CRC mismatch")
+    refused(synthesize_arguments(bad, inputs(case), tmp_path / "t1ce.nii.gz"), tmp_path, str(bad), "CRC mismatch")
 
 
 def test_synthesize_refuses_a_segmentation_model_with_a_bad_crc(
@@ -132,7 +127,12 @@ def test_synthesize_refuses_a_segmentation_model_with_a_bad_crc(
     bad = with_bad_crc(segmentation_model(tmp_path / "seg.pt"), tmp_path / "models" / "seg.pt")
     (tmp_path / "seg.pt").unlink()
     segment = ["--segment", str(bad), "--segmentation-output", str(tmp_path / "seg.nii.gz")]
-    refused(synthesize(trained, inputs(case), tmp_path / "t1ce.nii.gz", *segment), tmp_path, str(bad), "CRC mismatch")
+    refused(
+        synthesize_arguments(trained, inputs(case), tmp_path / "t1ce.nii.gz", *segment),
+        tmp_path,
+        str(bad),
+        "CRC mismatch",
+    )
 
 
 def test_train_refuses_to_resume_or_start_from_a_model_file_with_a_bad_crc(run: Path, tmp_path: Path, refused) -> None:
@@ -197,7 +197,9 @@ def test_synthesize_refuses_a_volume_that_is_not_real_scalar_naming_its_pixel_ty
     trained: Path, case: Path, tmp_path: Path, make, pixel_type: str, refused
 ) -> None:
     odd = make(source(case, "t2"))
-    line = refused(synthesize(trained, inputs(case, t2=odd), tmp_path / "t1ce.nii.gz"), tmp_path, str(odd)).line
+    line = refused(
+        synthesize_arguments(trained, inputs(case, t2=odd), tmp_path / "t1ce.nii.gz"), tmp_path, str(odd)
+    ).line
     assert pixel_type in line
 
 
@@ -209,7 +211,7 @@ def test_a_segmentation_model_given_as_synthesis_model_says_which_option_takes_i
 ) -> None:
     model = segmentation_model(tmp_path / "seg.pt")
     refused(
-        synthesize(model, inputs(case), tmp_path / "t1ce.nii.gz"),
+        synthesize_arguments(model, inputs(case), tmp_path / "t1ce.nii.gz"),
         tmp_path,
         str(model),
         "it is a CoNeS segmentation model",
@@ -264,13 +266,13 @@ def test_synthesize_warns_about_an_input_the_model_does_not_use(
     trained: Path, case: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     target = source(case, "t1ce")
-    assert main(synthesize(trained, [*inputs(case), f"t1ce={target}"], tmp_path / "t1ce.nii.gz")) == 0
+    assert main(synthesize_arguments(trained, [*inputs(case), f"t1ce={target}"], tmp_path / "t1ce.nii.gz")) == 0
     (line,) = [line for line in capsys.readouterr().err.splitlines() if str(target) in line]
     assert line.startswith("warning: ") and "not used" in line and "synthesizes T1ce" in line
 
     small = write_tiny_model(tmp_path / "t1-t2.pt", sources=("t1", "t2"))
     flair = source(case, "flair")
-    assert main(synthesize(small, inputs(case), tmp_path / "small.nii.gz")) == 0
+    assert main(synthesize_arguments(small, inputs(case), tmp_path / "small.nii.gz")) == 0
     (line,) = [line for line in capsys.readouterr().err.splitlines() if str(flair) in line]
     assert line.startswith("warning: ") and "not used" in line
 
@@ -281,7 +283,7 @@ def test_synthesize_says_nothing_of_an_input_the_segmentation_model_uses(
     target = source(case, "t1ce")
     segment = ["--segment", str(segmentation_model(tmp_path / "seg.pt"))]
     segment += ["--segmentation-output", str(tmp_path / "labels.nii.gz")]
-    arguments = synthesize(trained, [*inputs(case), f"t1ce={target}"], tmp_path / "t1ce.nii.gz", *segment)
+    arguments = synthesize_arguments(trained, [*inputs(case), f"t1ce={target}"], tmp_path / "t1ce.nii.gz", *segment)
     assert main(arguments) == 0
     assert "not used" not in capsys.readouterr().err
 
@@ -307,7 +309,7 @@ def test_synthesize_warns_about_a_nifti_whose_qform_is_far_from_its_sform(
 ) -> None:
     shifted = with_qform_shifted(source(case, "t2"), 30.0)
     with caplog.at_level(logging.WARNING):
-        assert main(synthesize(trained, inputs(case, t2=shifted), tmp_path / "t1ce.nii.gz")) == 0
+        assert main(synthesize_arguments(trained, inputs(case, t2=shifted), tmp_path / "t1ce.nii.gz")) == 0
     found = [record.getMessage() for record in caplog.records if str(shifted) in record.getMessage()]
     assert len(found) == 1 and "qform" in found[0] and "30.0 mm" in found[0], caplog.text
     assert caplog.records[[r.getMessage() for r in caplog.records].index(found[0])].levelno == logging.WARNING
@@ -315,6 +317,6 @@ def test_synthesize_warns_about_a_nifti_whose_qform_is_far_from_its_sform(
     caplog.clear()
     close = with_qform_shifted(source(case, "t2"), 0.01)
     with caplog.at_level(logging.WARNING):
-        assert main(synthesize(trained, inputs(case, t2=close), tmp_path / "close.nii.gz")) == 0
+        assert main(synthesize_arguments(trained, inputs(case, t2=close), tmp_path / "close.nii.gz")) == 0
     assert not [record for record in caplog.records if "qform" in record.getMessage()], "rounding is no disagreement"
     capsys.readouterr()
