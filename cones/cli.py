@@ -39,7 +39,7 @@ logger = logging.getLogger("cones")
 
 _INTERRUPTED = 130
 """The exit code of a command ended by Ctrl-C (128 + SIGINT, as a shell reports it)."""
-_ARCHITECTURES = ("cones", "pix2pix", "asapnet")
+_ARCHITECTURES = ("cones", "pix2pix", "asapnet", "pgan", "resvit")
 """``cones.model.Architecture`` values, spelled out so that ``--help`` needs no torch import."""
 _OUTPUT_FORMATS = ("file", "dicom")
 """``cones.marking.OutputFormat`` values (no torch import for ``--help`` either)."""
@@ -407,7 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--arch",
         default="cones",
         choices=_ARCHITECTURES,
-        help="generator: CoNeS, or the baselines pix2pix and asapnet (each with its published losses)",
+        help="generator: CoNeS, or the baselines pix2pix, asapnet, pgan and resvit (each with its published losses)",
     )
     train.add_argument("--iterations", type=int, default=1000)
     train.add_argument("--batch-size", type=int, default=8)

@@ -177,12 +177,19 @@ class DiscriminatorConfig(JsonConfig):
 
 @dataclass(frozen=True)
 class LossWeights(JsonConfig):
-    """Weights of the generator objective (paper eq. 16: lambda_rec=100, lambda_adv=1, lambda_fm=10, lambda_reg=10)."""
+    """Weights of the generator objective (paper eq. 16: lambda_rec=100, lambda_adv=1, lambda_fm=10, lambda_reg=10).
+
+    ``perceptual`` weighs pGAN's perceptual term (L1 between the features a fixed network sees in
+    the synthesized and the real target, :mod:`cones.model.perceptual`); CoNeS has none, so it is 0
+    unless an architecture's published objective asks for it, and files written before it existed
+    read as 0.
+    """
 
     reconstruction: float = 100.0
     adversarial: float = 1.0
     feature_matching: float = 10.0
     latent_regularization: float = 10.0
+    perceptual: float = 0.0
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):

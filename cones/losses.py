@@ -1,4 +1,4 @@
-"""CoNeS objectives (paper eq. 11-16): hinge GAN, L1 reconstruction, feature matching, latent L2.
+"""CoNeS objectives (paper eq. 11-16): hinge GAN, L1 reconstruction, feature matching, latent L2, pGAN's perceptual.
 
 Discriminator outputs come as one list of block features per scale (see
 :class:`~cones.model.PatchDiscriminator`); the last feature of each scale is its patch score map.
@@ -74,6 +74,7 @@ class GeneratorLoss(NamedTuple):
     adversarial: Tensor
     feature_matching: Tensor
     latent_regularization: Tensor
+    perceptual: Tensor
 
 
 def generator_loss(
@@ -83,6 +84,7 @@ def generator_loss(
     real_features: ScaleFeatures,
     fake_features: ScaleFeatures,
     weights: LossWeights,
+    perceptual: Tensor | None = None,
 ) -> GeneratorLoss:
     """The generator objective of eq. 16 with the given weights.
 
@@ -92,7 +94,9 @@ def generator_loss(
         latent: ``(B, L, H, W)`` latent code that produced ``fake_image``.
         real_features: discriminator features of (sources, real targets).
         fake_features: discriminator features of (sources, synthesized targets).
-        weights: lambda_rec, lambda_adv, lambda_fm, lambda_reg.
+        weights: lambda_rec, lambda_adv, lambda_fm, lambda_reg and the perceptual weight.
+        perceptual: the perceptual term (:func:`cones.model.perceptual.perceptual_loss`) where the
+            objective has one; without it the term counts as 0.
     """
     if fake_image.shape != real_image.shape:
         raise ValueError(
@@ -102,10 +106,12 @@ def generator_loss(
     adversarial = generator_adversarial_loss(fake_features)
     matching = feature_matching_loss(real_features, fake_features)
     regularization = latent_regularization(latent)
+    perceptual = torch.zeros((), device=fake_image.device) if perceptual is None else perceptual
     total = (
         weights.reconstruction * reconstruction
         + weights.adversarial * adversarial
         + weights.feature_matching * matching
         + weights.latent_regularization * regularization
+        + weights.perceptual * perceptual
     )
-    return GeneratorLoss(total, reconstruction, adversarial, matching, regularization)
+    return GeneratorLoss(total, reconstruction, adversarial, matching, regularization, perceptual)

@@ -11,7 +11,12 @@ EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
 
 def load_experiment(name: str) -> ModuleType:
-    """The module of ``Testing/experiments/<name>.py``, registered under ``name`` (dataclasses need that)."""
+    """The module of ``Testing/experiments/<name>.py``, registered under ``name`` (dataclasses need that).
+
+    The folder goes on ``sys.path`` as when a script runs, so that scripts import their siblings.
+    """
+    if str(EXPERIMENTS) not in sys.path:
+        sys.path.append(str(EXPERIMENTS))
     spec = importlib.util.spec_from_file_location(name, EXPERIMENTS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module

@@ -25,7 +25,9 @@ from cones.evaluation import (
     fit_baselines,
     fit_linear_map,
     load_case_volumes,
+    markdown_table,
     on_protocol,
+    summarize,
 )
 from cones.evaluation.intensity import brain_intensity, enhancement_contrast
 from cones.metrics import Region, evaluation_regions, region_scores
@@ -325,9 +327,12 @@ def test_evaluate_one_case_without_fit_cases_skips_the_fitted_baselines(
     assert "skipped" in caplog.text
 
 
-@pytest.mark.parametrize(("arch", "feature_matching"), [("pix2pix", 0.0), ("asapnet", 10.0)])
+@pytest.mark.parametrize(
+    ("arch", "feature_matching", "perceptual"),
+    [("pix2pix", 0.0, 0.0), ("asapnet", 10.0, 0.0), ("pgan", 0.0, 100.0), ("resvit", 0.0, 0.0)],
+)
 def test_train_arch_writes_a_baseline_with_its_published_losses(
-    tmp_path: Path, arch: str, feature_matching: float
+    tmp_path: Path, arch: str, feature_matching: float, perceptual: float
 ) -> None:
     data = write_dataset(tmp_path / "data", cases=2)
     assert main([*train_arguments(data, tmp_path / "run", iterations=1), "--arch", arch]) == 0
@@ -335,13 +340,17 @@ def test_train_arch_writes_a_baseline_with_its_published_losses(
     assert model.card.architecture == arch and model.card.generator == generator_config("lite", 3, 1, arch)
     weights = load_training_state(tmp_path / "run" / "last.pt")["train_config"]["loss_weights"]
     assert weights["feature_matching"] == feature_matching and weights["latent_regularization"] == 0.0
+    assert weights["perceptual"] == perceptual
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert all((entry["perceptual"] > 0) is (perceptual > 0) for entry in log if entry["kind"] == "train")
 
 
 def test_bench_prints_one_row_per_architecture(capsys: pytest.CaptureFixture) -> None:
-    arguments = ["bench", "--preset", "lite", "--arch", "pix2pix", "asapnet", "--no-volume", "--repeats", "1"]
-    assert main(arguments) == 0
+    archs = ["pix2pix", "asapnet", "pgan", "resvit"]
+    assert main(["bench", "--preset", "lite", "--arch", *archs, "--no-volume", "--repeats", "1"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")][1:]
-    assert [row.split("|")[1].strip() for row in rows] == ["pix2pix", "asapnet"]
+    assert [row.split("|")[1].strip() for row in rows] == archs
+    assert all(float(row.split("|")[6]) > 0 for row in rows), "every architecture's FLOPs are counted"
     parameters = sum(p.numel() for p in build_generator("lite", 3, 1, "pix2pix").parameters())
     assert rows[0].split("|")[5].strip() == f"{parameters:,}"
 
@@ -377,3 +386,22 @@ def test_bench_compare_starts_with_the_authors_whole_slices(capsys: pytest.Captu
     assert sum(path.endswith("(chosen)") for path in paths) == 1
     skipped_background_psnr = float(rows[1][11])
     assert skipped_background_psnr >= 60.0, "the foreground-only neural field must reproduce whole slices"
+
+
+def test_markdown_table_of_label_regions_scores_each_present_region_against_the_reference() -> None:
+    cases = ("A", "B", "C", "D", "E", "F")
+    rows = [
+        {"case": case, "method": method, "region": region, "psnr": psnr, "ssim": psnr / 100, "mae": 0.1}
+        for index, case in enumerate(cases)
+        for method, psnr in (("model", 20.0 + index), ("linear", 18.0 + index / 2))
+        for region in ("brain", "enhancing_tumour")
+    ]
+    summary = {
+        "methods": {"model": "a model", "linear": "the linear map"},
+        "protocols": {IntensityProtocol.MODEL_SCALE.value: summarize(rows, ["model", "linear"])},
+    }
+    regions = (Region.BRAIN, Region.ENHANCING_TUMOUR, Region.TUMOUR_CORE)
+    table = markdown_table(summary, "model", IntensityProtocol.MODEL_SCALE, regions=regions).splitlines()
+    assert table[0] == "| method | PSNR brain | SSIM brain | PSNR enhancing tumour | SSIM enhancing tumour |"
+    assert table[2].startswith("| model | 22.50 ± 1.87 | 0.225 ± 0.019 |") and "p=" not in table[2]
+    assert table[3].startswith("| linear | 19.25 ± 0.94 (p=0.0312) |"), "six cases all lost: the exact p is 2/64"

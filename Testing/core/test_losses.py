@@ -15,6 +15,8 @@ from cones.losses import (
     generator_loss,
     latent_regularization,
 )
+from cones.model import build_perceptual_network
+from cones.model.perceptual import PerceptualFeatures, perceptual_loss
 
 
 def scores(*values: float) -> list[torch.Tensor]:
@@ -69,6 +71,40 @@ def test_generator_loss_weights_each_term() -> None:
     assert terms.total.item() == pytest.approx(expected.item())
     only_l1 = generator_loss(fake_image, real_image, latent, real, fake, LossWeights(1.0, 0.0, 0.0, 0.0))
     assert only_l1.total.item() == pytest.approx(terms.reconstruction.item())
+    assert terms.perceptual.item() == 0.0, "no perceptual term given: it counts as 0"
+    perceptual = torch.tensor(0.25)
+    weights = LossWeights(perceptual=4.0)
+    with_perceptual = generator_loss(fake_image, real_image, latent, real, fake, weights, perceptual)
+    assert with_perceptual.total.item() == pytest.approx(terms.total.item() + 4.0 * 0.25)
+
+
+def test_perceptual_network_is_fixed_by_its_seed_and_frozen() -> None:
+    first, second = build_perceptual_network("lite", 1), build_perceptual_network("lite", 1)
+    assert [block[0].out_channels for block in first.blocks] == [16, 32, 64]
+    assert [block[0].out_channels for block in build_perceptual_network("paper", 1).blocks] == [64, 128, 256]
+    for a, b in zip(first.parameters(), second.parameters(), strict=True):
+        assert torch.equal(a, b) and not a.requires_grad
+    other_seed = PerceptualFeatures(1, (16, 32, 64), seed=1)
+    assert not torch.equal(next(first.parameters()), next(other_seed.parameters()))
+    features = first(torch.rand(2, 1, 32, 24))
+    assert [tuple(f.shape) for f in features] == [(2, 16, 32, 24), (2, 32, 16, 12), (2, 64, 8, 6)]
+    with pytest.raises(ValueError, match="3 positive widths"):
+        PerceptualFeatures(1, (16, 32))
+
+
+def test_perceptual_loss_is_zero_for_the_real_image_and_trains_the_fake_only() -> None:
+    network = build_perceptual_network("lite", 1)
+    torch.manual_seed(0)
+    real = torch.rand(2, 1, 32, 32) * 2 - 1
+    assert perceptual_loss(network, real, real).item() == 0.0
+    fake = real.clone().requires_grad_(True)
+    with torch.no_grad():
+        fake += 0.3 * torch.randn_like(fake)
+    loss = perceptual_loss(network, fake, real)
+    loss.backward()
+    assert loss.item() > 0 and fake.grad is not None and fake.grad.abs().sum() > 0
+    blurred = torch.nn.functional.avg_pool2d(real, 3, stride=1, padding=1)
+    assert perceptual_loss(network, blurred, real).item() > 0, "the features see what a blur removes"
 
 
 def test_losses_reject_mismatched_inputs() -> None:
@@ -79,6 +115,14 @@ def test_losses_reject_mismatched_inputs() -> None:
 
 
 def test_loss_weights_validation_and_defaults() -> None:
-    assert dataclasses.astuple(LossWeights()) == (100.0, 1.0, 10.0, 10.0)
+    assert dataclasses.astuple(LossWeights()) == (100.0, 1.0, 10.0, 10.0, 0.0)
     with pytest.raises(ValueError, match="adversarial"):
         LossWeights(adversarial=-1.0)
+
+
+def test_building_the_perceptual_network_leaves_the_global_random_stream_alone() -> None:
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    build_perceptual_network("lite", 1)
+    torch.testing.assert_close(torch.rand(3), expected, rtol=0, atol=0)

@@ -97,6 +97,17 @@ def link_split(split: SequenceOf[SplitCase], located: Mapping[str, Path], output
     return halves
 
 
+def link_recorded_split(public: Path, coregistered: Path, output: Path) -> dict[str, Path]:
+    """Both halves of ``real_split.tsv`` linked into ``output`` (see :func:`link_split`).
+
+    Raises:
+        FileNotFoundError: a case is missing; the message says how to extract the public cases.
+    """
+    split = read_split()
+    located = case_folders(split, {"public-brats": public, "coregistered": coregistered})
+    return link_split(split, located, output)
+
+
 def read_rows(path: Path) -> list[dict[str, str]]:
     with path.open(newline="") as handle:
         return list(csv.DictReader(handle))
@@ -277,13 +288,11 @@ def parse_arguments(argv: SequenceOf[str] | None = None) -> argparse.Namespace:
 
 def main(argv: SequenceOf[str] | None = None) -> int:
     args = parse_arguments(argv)
-    split = read_split()
     try:
-        located = case_folders(split, {"public-brats": args.public, "coregistered": args.coregistered})
+        halves = link_recorded_split(args.public, args.coregistered, args.output)
     except FileNotFoundError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    halves = link_split(split, located, args.output)
     cones = str(Path(sys.executable).with_name("cones"))  # the console script of this interpreter's environment
     evaluation = args.output / "evaluation"
     models = args.model or ["Resources/Models/cones-lite-t1ce.pt"]

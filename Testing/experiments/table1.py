@@ -1,13 +1,22 @@
-"""The Table-1 experiment: CoNeS against pix2pix and an ASAP-Net-style generator on held-out cases.
+"""The Table-1 experiment: CoNeS against pix2pix, ASAP-Net-style, pGAN and ResViT generators on held-out cases.
 
-All three generators are trained by the same trainer (``cones.training.train``) on the same
+All five generators are trained by the same trainer (``cones.training.train``) on the same
 training cases, with the same iteration budget, batch, crops, schedule, discriminator and seed;
 only the generator and its published loss weights differ. ``cones.evaluation.evaluate`` then scores
 them, together with the baselines (copy the first source, zero and mean imputation, and the
 learned-linear map, the last two fitted on the same training cases), on the held-out cases, and this
 script writes ``table1.md``: the paper's Table 1/2 columns (PSNR and SSIM of the whole image and of
 the tumour's bounding box, Wilcoxon p-values against CoNeS) under both intensity protocols, the
-budget, the split and the training times, next to ``evaluation/spectrum.png`` (the paper's Fig. 4).
+budget, the split and the training times, next to ``evaluation/spectrum.png`` (the paper's Fig. 4),
+and, where the held-out cases have labels, PSNR and SSIM inside the brain and the BraTS label
+regions (enhancing tumour, tumour core, whole tumour) under both protocols.
+
+``--real-split DIR`` trains and evaluates on the recorded split of the 39 real cases
+(``real_split.tsv``: 30 training, 9 validation; the public BraTS cases extracted to ``DIR``, see
+``real_yardstick.py``) instead of ``--train-data`` / ``--test-data``::
+
+    python Testing/experiments/table1.py --real-split brats36 --output runs/table1-real --iterations 300 \
+        --batch-size 8 --crop-size 160 128 --bright-crop-fraction 0.25
 
 Example (generated cases on a reduced 2 mm grid)::
 
@@ -29,14 +38,21 @@ import time
 from collections.abc import Sequence as SequenceOf
 from pathlib import Path
 
+from real_yardstick import EXTRACT_HINT, link_recorded_split
+
 from cones.checkpoint import load_training_state
 from cones.data import find_cases
-from cones.evaluation import evaluate
+from cones.evaluation import evaluate, markdown_table
+from cones.evaluation.protocols import IntensityProtocol
+from cones.metrics import Region
 from cones.model import Architecture
 from cones.training.config import TrainConfig, default_loss_weights
 from cones.training.run import LAST, train
 
 logger = logging.getLogger("table1")
+
+LABEL_REGIONS = (Region.BRAIN, Region.ENHANCING_TUMOUR, Region.TUMOUR_CORE, Region.WHOLE_TUMOUR)
+"""The regions of the second table: the brain and the BraTS label regions, where the tissue itself is scored."""
 
 
 def link_training_cases(folders: SequenceOf[Path], exclude: SequenceOf[str], destination: Path) -> list[str]:
@@ -80,6 +96,7 @@ def train_all(args: argparse.Namespace, data: Path, output: Path) -> dict[str, d
             checkpoint_interval=args.iterations,
             log_interval=max(1, args.iterations // 20),
             seed=args.seed,
+            bright_crop_fraction=args.bright_crop_fraction,
         )
         started = time.perf_counter()
         if (run_dir / LAST).exists():
@@ -129,6 +146,12 @@ def write_table(
         "Spectra: `evaluation/spectrum.png`, `evaluation/spectrum.csv`; examples: `evaluation/examples.png`; "
         "brain intensities per method: `evaluation/calibration.csv`, `evaluation/calibration.png`.",
     ]
+    scored = summary["protocols"][IntensityProtocol.MODEL_SCALE.value]["scores"]
+    if any(region.value in scored for region in LABEL_REGIONS[1:]):
+        lines += ["", "## Inside the brain and the label regions", ""]
+        for protocol in IntensityProtocol:
+            table = markdown_table(summary, next(iter(summary["methods"])), protocol, regions=LABEL_REGIONS)
+            lines += [f"### {protocol.title}", "", table, ""]
     path = output / "table1.md"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -136,9 +159,13 @@ def write_table(
 
 def main(argv: SequenceOf[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train-data", nargs="+", type=Path, required=True, help="dataset folder(s) to train on")
+    parser.add_argument("--train-data", nargs="+", type=Path, help="dataset folder(s) to train on")
     parser.add_argument("--exclude-cases", nargs="+", default=(), help="cases of --train-data not to train on")
-    parser.add_argument("--test-data", type=Path, required=True, help="dataset folder with the held-out cases")
+    parser.add_argument("--test-data", type=Path, help="dataset folder with the held-out cases")
+    parser.add_argument(
+        "--real-split", type=Path, metavar="PUBLIC", help="train and test on real_split.tsv (public cases in PUBLIC)"
+    )
+    parser.add_argument("--coregistered", type=Path, default=Path("../shared/data/coregistered"))
     parser.add_argument("--test-cases", nargs="+", default=(), help="evaluate only these cases of --test-data")
     parser.add_argument("--output", type=Path, required=True)
     parser.add_argument("--iterations", type=int, default=400, help="the budget: iterations per model")
@@ -156,12 +183,27 @@ def main(argv: SequenceOf[str] | None = None) -> int:
     parser.add_argument("--target", default="t1ce")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--bright-crop-fraction", type=float, default=0.0, help="share of crops around bright target pixels (recipe)"
+    )
+    parser.add_argument("--train-only", action="store_true", help="train (or keep) the models, evaluate nothing")
     parser.add_argument("--data-description", help="recorded in the models' provenance")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if args.real_split is not None:
+        try:
+            halves = link_recorded_split(args.real_split, args.coregistered, args.output / "split")
+        except FileNotFoundError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        args.train_data, args.test_data = [halves["training"]], halves["validation"]
+    elif args.train_data is None or args.test_data is None:
+        parser.error(f"give --train-data and --test-data, or --real-split ({EXTRACT_HINT})")
 
     training = link_training_cases(args.train_data, args.exclude_cases, args.output / "train-data")
     runs = train_all(args, args.output / "train-data", args.output)
+    if args.train_only:
+        return 0
     started = time.perf_counter()
     result = evaluate(
         [run["model"] for run in runs.values()],

@@ -66,7 +66,7 @@ def describe_model(path: str | os.PathLike[str]) -> str:
 
 
 def _coordinate_rows(generator: object) -> list[tuple[str, str]]:
-    """The coordinate frame of a neural field; a CNN (pix2pix) has none."""
+    """The whole-slice frame of a model that knows where a crop sits (a neural field, ResViT); a plain CNN has none."""
     extent = getattr(generator, "coordinate_extent", None)
     return [] if extent is None else [("coordinate extent", f"{extent[0]} x {extent[1]} pixels")]
 

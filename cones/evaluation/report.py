@@ -117,18 +117,32 @@ def _p_value(summary: Mapping[str, Any], region: str, metric: str, first: str, s
     return None
 
 
-def markdown_table(summary: Mapping[str, Any], reference: str, protocol: IntensityProtocol) -> str:
+def markdown_table(
+    summary: Mapping[str, Any],
+    reference: str,
+    protocol: IntensityProtocol,
+    regions: SequenceOf[Region] | None = None,
+) -> str:
     """A Table-1-style markdown table: mean ± std per method, p-value of the Wilcoxon test against ``reference``.
 
     Columns: PSNR (dB) and SSIM of the whole image and of the tumour's bounding box (when the cases
     have labels), the brain MAE under ``protocol``, and on the model scale the spectral distance to
-    the real images at high frequencies (the spectra are taken on that scale only).
+    the real images at high frequencies (the spectra are taken on that scale only). With
+    ``regions`` (e.g. the brain and the BraTS label regions), PSNR and SSIM of those regions
+    instead, and no spectral column.
     """
     section = summary["protocols"][protocol.value]
-    columns = [(region.value, metric.value) for region, metric in _TABLE_COLUMNS if region.value in section["scores"]]
-    columns.append((Region.BRAIN.value, Metric.MAE.value))
+    if regions is None:
+        wanted = [*_TABLE_COLUMNS, (Region.BRAIN, Metric.MAE)]
+    else:
+        wanted = [(region, metric) for region in regions for metric in (Metric.PSNR, Metric.SSIM)]
+    columns = [
+        (region.value, metric.value)
+        for region, metric in wanted
+        if region.value in section["scores"] or (region, metric) == (Region.BRAIN, Metric.MAE)
+    ]
     header = [f"{metric.upper()} {region.replace('_', ' ')}" for region, metric in columns]
-    spectral = protocol is IntensityProtocol.MODEL_SCALE
+    spectral = regions is None and protocol is IntensityProtocol.MODEL_SCALE
     lines = [
         "| method | " + " | ".join(header) + (" | spectral distance (≥ 0.25 cyc/px) |" if spectral else " |"),
         "|---|" + "---:|" * (len(columns) + spectral),

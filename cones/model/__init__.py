@@ -1,4 +1,4 @@
-"""Generators (CoNeS and the baselines pix2pix and ASAP-Net-style), the discriminator, and their presets."""
+"""Generators (CoNeS; the baselines pix2pix, ASAP-Net-style, pGAN and ResViT), the discriminator, their presets."""
 
 from __future__ import annotations
 
@@ -10,8 +10,12 @@ _EXPORTS = {
     "parse_architecture": "architecture",
     "ASAPNetConfig": "baselines",
     "ASAPNetGenerator": "baselines",
+    "PGANConfig": "baselines",
+    "PGANGenerator": "baselines",
     "Pix2PixConfig": "baselines",
     "Pix2PixGenerator": "baselines",
+    "ResViTConfig": "baselines",
+    "ResViTGenerator": "baselines",
     "AnyGeneratorConfig": "configs",
     "generator_config_class": "configs",
     "PatchDiscriminator": "discriminator",
@@ -26,6 +30,7 @@ _EXPORTS = {
     "Preset": "presets",
     "build_discriminator": "presets",
     "build_generator": "presets",
+    "build_perceptual_network": "presets",
     "discriminator_config": "presets",
     "generator_class": "presets",
     "generator_config": "presets",
@@ -50,15 +55,20 @@ __all__ = [
     "CoNeSGenerator",
     "GeneratorOutput",
     "Hypernetwork",
+    "PGANConfig",
+    "PGANGenerator",
     "PatchDiscriminator",
     "Pix2PixConfig",
     "Pix2PixGenerator",
     "PositionalEncoding",
     "Preset",
+    "ResViTConfig",
+    "ResViTGenerator",
     "ShiftModulatedMLP",
     "SingleScalePatchDiscriminator",
     "build_discriminator",
     "build_generator",
+    "build_perceptual_network",
     "discriminator_config",
     "generator_class",
     "generator_config",

@@ -14,11 +14,15 @@ class Architecture(StrEnum):
     ``pix2pix``: the U-Net generator of Isola et al. (2017), the paper's CNN baseline.
     ``asapnet``: spatially-adaptive pixelwise networks in the style of Shaham et al. (2021), the
     paper's neural-field baseline (per-patch MLPs predicted at low resolution).
+    ``pgan``: the ResNet generator of Dar et al. (2019) with pixel and perceptual losses.
+    ``resvit``: the residual CNN with transformer bottleneck of Dalmaz et al. (2022).
     """
 
     CONES = "cones"
     PIX2PIX = "pix2pix"
     ASAPNET = "asapnet"
+    PGAN = "pgan"
+    RESVIT = "resvit"
 
 
 def parse_architecture(name: Architecture | str) -> Architecture:

@@ -12,15 +12,21 @@ from types import MappingProxyType
 
 from cones.config import GeneratorConfig, JsonConfig
 from cones.model.architecture import Architecture, parse_architecture
-from cones.model.baselines.config import ASAPNetConfig, Pix2PixConfig
+from cones.model.baselines.config import ASAPNetConfig, PGANConfig, Pix2PixConfig, ResViTConfig
 
 __all__ = ["GENERATOR_CONFIG_CLASSES", "AnyGeneratorConfig", "generator_config_class"]
 
-AnyGeneratorConfig = GeneratorConfig | Pix2PixConfig | ASAPNetConfig
+AnyGeneratorConfig = GeneratorConfig | Pix2PixConfig | ASAPNetConfig | PGANConfig | ResViTConfig
 """The config of a generator of any :class:`~cones.model.Architecture`."""
 
 GENERATOR_CONFIG_CLASSES: Mapping[Architecture, type[JsonConfig]] = MappingProxyType(
-    {Architecture.CONES: GeneratorConfig, Architecture.PIX2PIX: Pix2PixConfig, Architecture.ASAPNET: ASAPNetConfig}
+    {
+        Architecture.CONES: GeneratorConfig,
+        Architecture.PIX2PIX: Pix2PixConfig,
+        Architecture.ASAPNET: ASAPNetConfig,
+        Architecture.PGAN: PGANConfig,
+        Architecture.RESVIT: ResViTConfig,
+    }
 )
 
 

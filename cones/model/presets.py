@@ -10,15 +10,17 @@ from torch import nn
 
 from cones.config import DiscriminatorConfig
 from cones.model.architecture import Architecture, parse_architecture
-from cones.model.baselines import ASAPNetGenerator, Pix2PixGenerator
+from cones.model.baselines import ASAPNetGenerator, PGANGenerator, Pix2PixGenerator, ResViTGenerator
 from cones.model.configs import GENERATOR_CONFIG_CLASSES, AnyGeneratorConfig
 from cones.model.discriminator import PatchDiscriminator
 from cones.model.generator import CoNeSGenerator
+from cones.model.perceptual import PerceptualFeatures
 
 __all__ = [
     "Preset",
     "build_discriminator",
     "build_generator",
+    "build_perceptual_network",
     "discriminator_config",
     "generator_class",
     "generator_config",
@@ -48,6 +50,8 @@ _GENERATOR_CLASSES: Mapping[Architecture, type[nn.Module]] = MappingProxyType(
         Architecture.CONES: CoNeSGenerator,
         Architecture.PIX2PIX: Pix2PixGenerator,
         Architecture.ASAPNET: ASAPNetGenerator,
+        Architecture.PGAN: PGANGenerator,
+        Architecture.RESVIT: ResViTGenerator,
     }
 )
 
@@ -74,12 +78,30 @@ _GENERATOR_PRESETS: Mapping[tuple[Architecture, Preset], dict[str, object]] = Ma
             "mlp_width": 32,
             "mlp_hidden_layers": 3,
         },
+        (Architecture.PGAN, Preset.PAPER): {},
+        (Architecture.PGAN, Preset.LITE): {"base_channels": 16, "residual_blocks": 9},
+        (Architecture.RESVIT, Preset.PAPER): {},
+        # ViT-B's proportions shrunk to the lite budget (a 96-wide, 4-head, 2-layer transformer) and
+        # 48 bottleneck channels, so that its parameters match the other lite generators'.
+        (Architecture.RESVIT, Preset.LITE): {
+            "base_channels": 12,
+            "transformer_width": 96,
+            "transformer_layers": 2,
+            "transformer_heads": 4,
+            "transformer_mlp": 192,
+        },
     }
 )
 
 _DISCRIMINATOR_PRESETS: Mapping[Preset, dict[str, object]] = MappingProxyType(
     {Preset.PAPER: {}, Preset.LITE: {"channels": (32, 64, 128, 256, 1)}}
 )
+
+
+_PERCEPTUAL_WIDTHS: Mapping[Preset, tuple[int, int, int]] = MappingProxyType(
+    {Preset.PAPER: (64, 128, 256), Preset.LITE: (16, 32, 64)}
+)
+"""Channels of the perceptual network's blocks: VGG16's for the paper preset, a quarter for the lite one."""
 
 
 def _parse_preset(preset: Preset | str) -> Preset:
@@ -121,6 +143,11 @@ def build_generator(
         45264706
     """
     return generator_class(arch)(generator_config(preset, in_channels, out_channels, arch))
+
+
+def build_perceptual_network(preset: Preset | str, out_channels: int) -> PerceptualFeatures:
+    """The frozen feature network of the perceptual loss for ``preset`` (identical in every run)."""
+    return PerceptualFeatures(out_channels, _PERCEPTUAL_WIDTHS[_parse_preset(preset)])
 
 
 def build_discriminator(preset: Preset | str, in_channels: int, out_channels: int) -> PatchDiscriminator:

@@ -17,6 +17,10 @@ _BASELINE_LOSS_WEIGHTS = {
     # ASAP-Net (Shaham et al. 2021) trains with the pix2pixHD objective: hinge GAN and feature
     # matching (its VGG perceptual term needs pretrained weights we do not ship), no weight penalty.
     Architecture.ASAPNET: LossWeights(latent_regularization=0.0),
+    # pGAN (Dar et al. 2019): L1 and perceptual terms, both with lambda = 100, plus the GAN term.
+    Architecture.PGAN: LossWeights(feature_matching=0.0, latent_regularization=0.0, perceptual=100.0),
+    # ResViT (Dalmaz et al. 2022): L1 with lambda = 100 plus the GAN term, as pix2pix.
+    Architecture.RESVIT: LossWeights(feature_matching=0.0, latent_regularization=0.0),
 }
 
 
@@ -38,7 +42,8 @@ class TrainConfig(JsonConfig):
         sources: source sequence names, in channel order.
         targets: target sequence names, in channel order.
         preset: model size (``paper`` or ``lite``).
-        arch: generator architecture (``cones``, or the baselines ``pix2pix`` and ``asapnet``);
+        arch: generator architecture (``cones``, or the baselines ``pix2pix``, ``asapnet``, ``pgan``
+            and ``resvit``);
             every architecture shares the discriminator, the data pipeline and the schedule. Give a
             baseline its published objective with ``loss_weights=default_loss_weights(arch)``, as
             ``cones train --arch`` does.

@@ -8,6 +8,8 @@ import torch
 from torch import Tensor, nn
 
 from cones.losses import discriminator_hinge_loss, generator_loss
+from cones.model import build_perceptual_network
+from cones.model.perceptual import perceptual_loss
 from cones.training.config import TrainConfig
 
 __all__ = ["AdversarialStep", "StepLosses"]
@@ -23,6 +25,7 @@ class StepLosses:
     adversarial: float
     feature_matching: float
     latent_regularization: float
+    perceptual: float
 
 
 def _split_pairs(features: list[list[Tensor]], batch: int) -> tuple[list[list[Tensor]], list[list[Tensor]]]:
@@ -58,6 +61,12 @@ class AdversarialStep:
         self.generator_optimizer = torch.optim.Adam(generator.parameters(), lr=config.generator_lr, betas=config.betas)
         self.discriminator_optimizer = torch.optim.Adam(
             discriminator.parameters(), lr=config.discriminator_lr, betas=config.betas
+        )
+        # pGAN's frozen feature network; rebuilt from the preset, so checkpoints need not hold it.
+        self.perceptual = (
+            build_perceptual_network(config.preset, len(config.targets)).to(next(generator.parameters()).device)
+            if config.loss_weights.perceptual > 0
+            else None
         )
 
     def _set_learning_rates(self, iteration: int) -> None:
@@ -98,6 +107,7 @@ class AdversarialStep:
         with torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.autocast):
             features = self.discriminator_module(torch.cat([sources, sources]), torch.cat([target, output.image]))
             real_features, fake_features = _split_pairs(features, batch)
+            perceptual = None if self.perceptual is None else perceptual_loss(self.perceptual, output.image, target)
             terms = generator_loss(
                 output.image.float(),
                 target,
@@ -105,6 +115,7 @@ class AdversarialStep:
                 real_features,
                 fake_features,
                 self.config.loss_weights,
+                None if perceptual is None else perceptual.float(),
             )
         self.generator_optimizer.zero_grad(set_to_none=True)
         terms.total.backward()
@@ -117,6 +128,7 @@ class AdversarialStep:
             adversarial=terms.adversarial.item(),
             feature_matching=terms.feature_matching.item(),
             latent_regularization=terms.latent_regularization.item(),
+            perceptual=terms.perceptual.item(),
         )
 
     def state_dict(self) -> dict[str, dict]:

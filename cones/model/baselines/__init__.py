@@ -1,6 +1,6 @@
 """Baseline generators of the paper's comparison, written from their papers for the same trainer.
 
-Both follow the :class:`~cones.model.CoNeSGenerator` contract, ``generator(sources, offsets)`` ->
+Every one follows the :class:`~cones.model.CoNeSGenerator` contract, ``generator(sources, offsets)`` ->
 ``GeneratorOutput(image, latent)``, so training, validation, inference and benchmarks treat every
 architecture alike.
 """
@@ -12,9 +12,13 @@ from typing import Any
 
 _EXPORTS = {
     "ASAPNetConfig": "config",
+    "PGANConfig": "config",
     "Pix2PixConfig": "config",
+    "ResViTConfig": "config",
     "ASAPNetGenerator": "asapnet",
+    "PGANGenerator": "pgan",
     "Pix2PixGenerator": "pix2pix",
+    "ResViTGenerator": "resvit",
 }
 """Where each public name lives, imported on first use: the configs (read with every model card) need no torch."""
 
@@ -25,4 +29,13 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
 
 
-__all__ = ["ASAPNetConfig", "ASAPNetGenerator", "Pix2PixConfig", "Pix2PixGenerator"]
+__all__ = [
+    "ASAPNetConfig",
+    "ASAPNetGenerator",
+    "PGANConfig",
+    "PGANGenerator",
+    "Pix2PixConfig",
+    "Pix2PixGenerator",
+    "ResViTConfig",
+    "ResViTGenerator",
+]

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cones.model.baselines.config import ASAPNetConfig
-from cones.model.baselines.padding import crop_to, pad_to_multiple
+from cones.model.baselines.padding import checked_offsets, crop_to, pad_to_multiple
 from cones.model.encoding import PositionalEncoding
 from cones.model.generator import GeneratorOutput
 
@@ -131,15 +131,10 @@ class ASAPNetGenerator(nn.Module):
             predicted MLP parameters as the latent code.
         """
         config = self.config
-        if sources.ndim != 4 or sources.shape[1] != config.in_channels:
-            raise ValueError(f"sources must have shape (B, {config.in_channels}, H, W), got {tuple(sources.shape)}")
-        batch, _, height, width = sources.shape
-        if offsets is not None and offsets.shape != (batch, 2):
-            raise ValueError(f"offsets must have shape ({batch}, 2), got {tuple(offsets.shape)}")
+        offsets = checked_offsets(sources, offsets, config.in_channels)
+        height, width = sources.shape[-2:]
         padded = pad_to_multiple(sources, config.patch_size)
         parameters = self.hypernetwork(F.avg_pool2d(padded, config.patch_size))
-        if offsets is None:
-            offsets = torch.zeros(batch, 2, dtype=torch.long, device=sources.device)
         encoding = self.encoding(*padded.shape[-2:], offsets, device=sources.device, dtype=sources.dtype)
         image = self._pixelwise(torch.cat([encoding, padded], dim=1), parameters)
         return GeneratorOutput(image=crop_to(image, height, width), latent=parameters)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from cones.config import JsonConfig
 
-__all__ = ["ASAPNetConfig", "Pix2PixConfig"]
+__all__ = ["ASAPNetConfig", "PGANConfig", "Pix2PixConfig", "ResViTConfig"]
 
 
 def _require_at_least(owner: object, minimum: int | float, names: tuple[str, ...]) -> None:
@@ -130,3 +130,108 @@ class ASAPNetConfig(JsonConfig):
         """Weights and biases of one patch's MLP: what the hypernetwork predicts per low-resolution pixel."""
         sizes = self.mlp_sizes
         return sum(fan_in * fan_out + fan_out for fan_in, fan_out in itertools.pairwise(sizes))
+
+
+@dataclass(frozen=True)
+class PGANConfig(JsonConfig):
+    """Architecture of a :class:`~cones.model.baselines.PGANGenerator` (defaults: pGAN's ResNet generator).
+
+    Attributes:
+        in_channels: source sequences N_s.
+        out_channels: target sequences N_t.
+        base_channels: filters of the 7x7 input convolution (pGAN: 64); each of the two stride-2
+            downsamplings doubles them, so the residual blocks run at ``4 * base_channels``.
+        residual_blocks: residual blocks at 1/4 resolution (pGAN: 9).
+        init_std: standard deviation of the normal weight initialisation (pGAN, as pix2pix: 0.02).
+    """
+
+    in_channels: int = 3
+    out_channels: int = 1
+    base_channels: int = 64
+    residual_blocks: int = 9
+    init_std: float = 0.02
+
+    def __post_init__(self) -> None:
+        _require_at_least(self, 1, ("in_channels", "out_channels", "base_channels", "residual_blocks"))
+        if not self.init_std > 0:
+            raise ValueError(f"PGANConfig.init_std must be positive, got {self.init_std!r}")
+
+
+@dataclass(frozen=True)
+class ResViTConfig(JsonConfig):
+    """Architecture of a :class:`~cones.model.baselines.ResViTGenerator` (defaults: ResViT's proportions).
+
+    Attributes:
+        in_channels: source sequences N_s.
+        out_channels: target sequences N_t.
+        base_channels: filters of the 7x7 input convolution (ResViT: 64); the bottleneck of
+            aggregated residual transformer (ART) blocks runs at ``4 * base_channels``, 1/4 resolution.
+        art_blocks: ART blocks in the bottleneck (ResViT: 9).
+        transformer_blocks: indices of the ART blocks that hold a transformer (ResViT: the first
+            and the sixth); the others are residual CNN blocks only.
+        shared_transformer: whether those blocks share one transformer's weights (ResViT does).
+        transformer_width: token dimension (ResViT, from ViT-B/16: 768).
+        transformer_layers: encoder layers of the transformer (ViT-B: 12).
+        transformer_heads: attention heads (ViT-B: 12).
+        transformer_mlp: hidden neurons of each layer's MLP (ViT-B: 3072).
+        token_stride: pixels of the bottleneck per token side; two stride-2 convolutions lead there
+            (ResViT: 4, so a 256 x 256 image has 16 x 16 tokens).
+        coordinate_extent: (rows, columns) in pixels of the whole-slice frame over which the learned
+            position embedding is laid, so a crop's tokens read the embedding of where they sit.
+        init_std: standard deviation of the normal initialisation of the convolutions (0.02).
+    """
+
+    in_channels: int = 3
+    out_channels: int = 1
+    base_channels: int = 64
+    art_blocks: int = 9
+    transformer_blocks: tuple[int, ...] = (0, 5)
+    shared_transformer: bool = True
+    transformer_width: int = 768
+    transformer_layers: int = 12
+    transformer_heads: int = 12
+    transformer_mlp: int = 3072
+    token_stride: int = 4
+    coordinate_extent: tuple[int, int] = (256, 256)
+    init_std: float = 0.02
+
+    def __post_init__(self) -> None:
+        _require_at_least(
+            self,
+            1,
+            (
+                "in_channels",
+                "out_channels",
+                "base_channels",
+                "art_blocks",
+                "transformer_width",
+                "transformer_layers",
+                "transformer_heads",
+                "transformer_mlp",
+            ),
+        )
+        if not all(0 <= index < self.art_blocks for index in self.transformer_blocks):
+            raise ValueError(
+                f"ResViTConfig.transformer_blocks must index the {self.art_blocks} ART blocks, "
+                f"got {self.transformer_blocks!r}"
+            )
+        if len(set(self.transformer_blocks)) != len(self.transformer_blocks):
+            raise ValueError(f"ResViTConfig.transformer_blocks repeats a block: {self.transformer_blocks!r}")
+        if self.transformer_width % self.transformer_heads:
+            raise ValueError(
+                f"ResViTConfig.transformer_width ({self.transformer_width}) must be a multiple of "
+                f"transformer_heads ({self.transformer_heads})"
+            )
+        if self.token_stride not in (1, 2, 4, 8):
+            raise ValueError(f"ResViTConfig.token_stride must be 1, 2, 4 or 8, got {self.token_stride!r}")
+        if len(self.coordinate_extent) != 2 or any(extent < 1 for extent in self.coordinate_extent):
+            raise ValueError(
+                f"ResViTConfig.coordinate_extent must be two positive sizes, got {self.coordinate_extent!r}"
+            )
+        if not self.init_std > 0:
+            raise ValueError(f"ResViTConfig.init_std must be positive, got {self.init_std!r}")
+
+    @property
+    def image_multiple(self) -> int:
+        """What slice sizes must divide by: the encoder's 4 times the tokens' stride."""
+        return 4 * self.token_stride

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from cones.model.baselines.config import Pix2PixConfig
-from cones.model.baselines.padding import crop_to, pad_to_multiple
+from cones.model.baselines.padding import checked_offsets, crop_to, pad_to_multiple
 from cones.model.generator import GeneratorOutput
 from cones.model.hypernetwork import NormLayer, instance_norm
 
@@ -92,16 +92,13 @@ class Pix2PixGenerator(nn.Module):
 
         Args:
             sources: ``(B, N_s, H, W)`` normalized source intensities.
-            offsets: ignored (a CNN has no notion of where a crop sits); accepted so that every
+            offsets: checked, then ignored (a CNN has no notion of where a crop sits); accepted so that every
                 generator is called alike.
 
         Returns:
             The ``(B, N_t, H, W)`` image in [-1, 1], and the bottleneck features as the latent code.
         """
-        if sources.ndim != 4 or sources.shape[1] != self.config.in_channels:
-            raise ValueError(
-                f"sources must have shape (B, {self.config.in_channels}, H, W), got {tuple(sources.shape)}"
-            )
+        checked_offsets(sources, offsets, self.config.in_channels)
         height, width = sources.shape[-2:]
         features = pad_to_multiple(sources, 2**self.config.depth)
         skips = []
