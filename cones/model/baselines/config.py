@@ -178,7 +178,9 @@ class ResViTConfig(JsonConfig):
             (ResViT: 4, so a 256 x 256 image has 16 x 16 tokens).
         coordinate_extent: (rows, columns) in pixels of the whole-slice frame over which the learned
             position embedding is laid, so a crop's tokens read the embedding of where they sit.
-        init_std: standard deviation of the normal initialisation of the convolutions (0.02).
+        init_std: standard deviation of the normal initialisation of the encoder's, the decoder's
+            and the residual blocks' convolutions (0.02, as pGAN); the transformer modules and the
+            channel compressions keep PyTorch's default initialisation.
     """
 
     in_channels: int = 3
