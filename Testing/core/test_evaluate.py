@@ -29,7 +29,7 @@ from cones.evaluation import (
     on_protocol,
     summarize,
 )
-from cones.evaluation.intensity import brain_intensity, enhancement_contrast
+from cones.evaluation.intensity import ContrastRegions, brain_intensity, enhancement_contrast
 from cones.metrics import Region, evaluation_regions, region_scores
 from cones.metrics.brasyn import brasyn_ssim
 from cones.model import build_generator, generator_config
@@ -245,10 +245,13 @@ def test_enhancement_contrast_is_the_enhancing_median_over_the_normal_brain_medi
     volume = np.where(brain, 0.4, 0.0)
     volume[labels == 4] = 1.0
     volume[labels == 2] = 5.0  # oedema is not normal-appearing brain: it must not move the denominator
-    assert enhancement_contrast(volume, brain, labels) == pytest.approx(2.5)
-    assert enhancement_contrast(volume, brain, np.where(labels == 4, 3, labels)) == pytest.approx(2.5)
-    assert enhancement_contrast(volume, brain, np.where(labels == 4, 1, labels)) is None
+    regions = ContrastRegions.of(brain, labels)
+    assert enhancement_contrast(volume, regions) == pytest.approx(2.5)
+    for enhancing_label, contrast in ((3, pytest.approx(2.5)), (1, None)):
+        relabelled = ContrastRegions.of(brain, np.where(labels == 4, enhancing_label, labels))
+        assert enhancement_contrast(volume, relabelled) == contrast
     assert brain_intensity(volume, brain).enhancement_contrast is None
+    assert brain_intensity(volume, brain, regions).enhancement_contrast == pytest.approx(2.5)
 
 
 def test_evaluate_writes_brasyn_ssim_for_cases_with_labels(tmp_path: Path) -> None:

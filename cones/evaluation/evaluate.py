@@ -29,7 +29,7 @@ from cones.config import NormalizationConfig
 from cones.data import CaseFiles, find_cases, require_sequences
 from cones.evaluation.cases import load_case_volumes
 from cones.evaluation.fitted import fit_baselines
-from cones.evaluation.intensity import BrainIntensity, brain_intensity, write_intensity_calibration
+from cones.evaluation.intensity import BrainIntensity, ContrastRegions, brain_intensity, write_intensity_calibration
 from cones.evaluation.linear import LinearCeiling
 from cones.evaluation.methods import CaseVolumes, CopySource, Method, ModelMethod, ZeroImputation
 from cones.evaluation.protocols import IntensityProtocol, on_protocol
@@ -114,7 +114,8 @@ def _score_rows(case: CaseVolumes, predictions: dict[str, np.ndarray], axis: int
 def _brain_intensities(case: CaseVolumes, predictions: dict[str, np.ndarray]) -> dict[tuple[str, str], BrainIntensity]:
     """By (case, method): the brain's median, 90th percentile and enhancement contrast, the real target's included."""
     volumes = {REAL: case.target, **predictions}
-    return {(case.case_id, name): brain_intensity(volume, case.mask, case.labels) for name, volume in volumes.items()}
+    regions = None if case.labels is None else ContrastRegions.of(np.asarray(case.mask, dtype=bool), case.labels)
+    return {(case.case_id, name): brain_intensity(volume, case.mask, regions) for name, volume in volumes.items()}
 
 
 def _brasyn_rows(case: CaseVolumes, predictions: dict[str, np.ndarray]) -> list[dict[str, Any]]:

@@ -22,7 +22,13 @@ import numpy as np
 
 from cones.segmentation.labels import BratsRegion, detect_labels, region_masks
 
-__all__ = ["BrainIntensity", "brain_intensity", "enhancement_contrast", "write_intensity_calibration"]
+__all__ = [
+    "BrainIntensity",
+    "ContrastRegions",
+    "brain_intensity",
+    "enhancement_contrast",
+    "write_intensity_calibration",
+]
 
 
 @dataclass(frozen=True)
@@ -38,26 +44,48 @@ class BrainIntensity:
     enhancement_contrast: float | None = None
 
 
-def enhancement_contrast(volume: np.ndarray, brain: np.ndarray, labels: np.ndarray) -> float | None:
+@dataclass(frozen=True)
+class ContrastRegions:
+    """Where the enhancement contrast is read: the enhancing tumour and the normal-appearing brain.
+
+    Built once per case (:meth:`of`) and shared by every method scored on it, since finding the
+    BraTS regions of a label map costs more than the two medians.
+    """
+
+    enhancing: np.ndarray
+    normal: np.ndarray
+
+    @classmethod
+    def of(cls, brain: np.ndarray, labels: np.ndarray) -> ContrastRegions:
+        """The enhancing tumour inside ``brain``, and ``brain`` outside the whole tumour.
+
+        Raises:
+            ValueError: the labels are not a BraTS map.
+        """
+        regions = region_masks(labels, detect_labels(labels))
+        return cls(enhancing=regions[BratsRegion.ET] & brain, normal=brain & ~regions[BratsRegion.WT])
+
+
+def enhancement_contrast(volume: np.ndarray, regions: ContrastRegions) -> float | None:
     """Median of ``volume`` in the enhancing tumour over its median in the brain outside the whole tumour.
 
     Returns:
         The ratio, or ``None`` when the labels hold no enhancing voxel inside the brain, the brain has
         no voxel outside the tumour, or that median is not positive.
     """
-    regions = region_masks(labels, detect_labels(labels))
-    enhancing, normal = regions[BratsRegion.ET] & brain, brain & ~regions[BratsRegion.WT]
-    if not enhancing.any() or not normal.any():
+    if not regions.enhancing.any() or not regions.normal.any():
         return None
-    normal_median = float(np.median(volume[normal]))
-    return float(np.median(volume[enhancing])) / normal_median if normal_median > 0 else None
+    normal_median = float(np.median(volume[regions.normal]))
+    return float(np.median(volume[regions.enhancing])) / normal_median if normal_median > 0 else None
 
 
-def brain_intensity(volume: np.ndarray, brain: np.ndarray, labels: np.ndarray | None = None) -> BrainIntensity:
-    """:class:`BrainIntensity` of ``volume`` inside ``brain`` (with the enhancement contrast when ``labels`` are given).
+def brain_intensity(
+    volume: np.ndarray, brain: np.ndarray, contrast_regions: ContrastRegions | None = None
+) -> BrainIntensity:
+    """:class:`BrainIntensity` of ``volume`` inside ``brain`` (with the enhancement contrast given its regions).
 
     Raises:
-        ValueError: the shapes differ, the brain is empty, or the labels are not a BraTS map.
+        ValueError: the shapes differ or the brain is empty.
     """
     brain = np.asarray(brain, dtype=bool)
     if volume.shape != brain.shape:
@@ -65,7 +93,7 @@ def brain_intensity(volume: np.ndarray, brain: np.ndarray, labels: np.ndarray | 
     if not brain.any():
         raise ValueError("the brain mask is empty")
     median, p90 = np.percentile(volume[brain], [50.0, 90.0])
-    contrast = enhancement_contrast(volume, brain, labels) if labels is not None else None
+    contrast = enhancement_contrast(volume, contrast_regions) if contrast_regions is not None else None
     return BrainIntensity(float(median), float(p90), contrast)
 
 
