@@ -13,7 +13,7 @@ from cones.model.hypernetwork import Hypernetwork
 from cones.model.mlp import ShiftModulatedMLP
 from cones.model.pixels import foreground_pixels, gather_pixels, sample_bilinear
 
-__all__ = ["CoNeSGenerator", "GeneratorOutput", "initialize_weights"]
+__all__ = ["CoNeSGenerator", "GeneratorOutput", "initialize_normal", "initialize_weights"]
 
 
 class GeneratorOutput(NamedTuple):
@@ -34,6 +34,15 @@ def initialize_weights(module: nn.Module, gain: float) -> None:
     for layer in module.modules():
         if isinstance(layer, nn.Conv2d):
             nn.init.xavier_normal_(layer.weight, gain=gain)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+
+
+def initialize_normal(module: nn.Module, std: float) -> None:
+    """Normal(0, std) convolution weights and zero biases: the initialisation of pix2pix and the CNNs built on it."""
+    for layer in module.modules():
+        if isinstance(layer, nn.Conv2d | nn.ConvTranspose2d):
+            nn.init.normal_(layer.weight, std=std)
             if layer.bias is not None:
                 nn.init.zeros_(layer.bias)
 

@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from cones.model.baselines.config import Pix2PixConfig
 from cones.model.baselines.padding import checked_offsets, crop_to, pad_to_multiple
-from cones.model.generator import GeneratorOutput
+from cones.model.generator import GeneratorOutput, initialize_normal
 from cones.model.hypernetwork import NormLayer, instance_norm
 
 __all__ = ["Pix2PixGenerator"]
@@ -81,11 +81,7 @@ class Pix2PixGenerator(nn.Module):
             decoder.append(_up(2 * channels[level], channels[level - 1], norm_layer, dropout))
         decoder.append(_up(2 * channels[0], config.out_channels, None, 0.0))
         self.decoder = nn.ModuleList(decoder)
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d | nn.ConvTranspose2d):
-                nn.init.normal_(module.weight, std=config.init_std)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
+        initialize_normal(self, config.init_std)
 
     def forward(self, sources: Tensor, offsets: Tensor | None = None) -> GeneratorOutput:
         """Translate a batch of source slices or crops.

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from cones.model.hypernetwork import NormLayer
 
-__all__ = ["DOWNSAMPLING", "ResidualBlock", "initialize_normal", "resnet_decoder", "resnet_encoder"]
+__all__ = ["DOWNSAMPLING", "ResidualBlock", "resnet_decoder", "resnet_encoder"]
 
 DOWNSAMPLING = 4
 """The encoder's two stride-2 convolutions: the residual blocks run at 1/4 of the resolution."""
@@ -64,12 +64,3 @@ class ResidualBlock(nn.Module):
 
     def forward(self, features: Tensor) -> Tensor:
         return features + self.body(features)
-
-
-def initialize_normal(module: nn.Module, std: float) -> None:
-    """Normal(0, std) convolution weights and zero biases, the pix2pix family's initialisation."""
-    for layer in module.modules():
-        if isinstance(layer, nn.Conv2d | nn.ConvTranspose2d):
-            nn.init.normal_(layer.weight, std=std)
-            if layer.bias is not None:
-                nn.init.zeros_(layer.bias)

@@ -25,11 +25,10 @@ from cones.model.baselines.padding import checked_offsets, crop_to, pad_to_multi
 from cones.model.baselines.resnet import (
     DOWNSAMPLING,
     ResidualBlock,
-    initialize_normal,
     resnet_decoder,
     resnet_encoder,
 )
-from cones.model.generator import GeneratorOutput
+from cones.model.generator import GeneratorOutput, initialize_normal
 from cones.model.hypernetwork import NormLayer, instance_norm
 
 __all__ = ["ARTBlock", "ResViTGenerator", "TokenTransformer", "TransformerLayer"]
