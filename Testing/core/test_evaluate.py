@@ -245,11 +245,12 @@ def test_enhancement_contrast_is_the_enhancing_median_over_the_normal_brain_medi
     volume = np.where(brain, 0.4, 0.0)
     volume[labels == 4] = 1.0
     volume[labels == 2] = 5.0  # oedema is not normal-appearing brain: it must not move the denominator
-    regions = ContrastRegions.of(brain, labels)
+    regions = ContrastRegions.of(evaluation_regions(brain, labels))
     assert enhancement_contrast(volume, regions) == pytest.approx(2.5)
-    for enhancing_label, contrast in ((3, pytest.approx(2.5)), (1, None)):
-        relabelled = ContrastRegions.of(brain, np.where(labels == 4, enhancing_label, labels))
-        assert enhancement_contrast(volume, relabelled) == contrast
+    brats_2023 = ContrastRegions.of(evaluation_regions(brain, np.where(labels == 4, 3, labels)))
+    assert enhancement_contrast(volume, brats_2023) == pytest.approx(2.5)
+    assert ContrastRegions.of(evaluation_regions(brain, np.where(labels == 4, 1, labels))) is None
+    assert ContrastRegions.of(evaluation_regions(brain)) is None
     assert brain_intensity(volume, brain).enhancement_contrast is None
     assert brain_intensity(volume, brain, regions).enhancement_contrast == pytest.approx(2.5)
 

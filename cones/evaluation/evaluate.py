@@ -35,7 +35,7 @@ from cones.evaluation.methods import CaseVolumes, CopySource, Method, ModelMetho
 from cones.evaluation.protocols import IntensityProtocol, on_protocol
 from cones.evaluation.report import EXAMPLE_LIMIT, Example, write_report, write_uncertainty_report
 from cones.inference import SynthesisOptions
-from cones.metrics import SpectrumAccumulator, evaluation_regions, region_scores
+from cones.metrics import Region, SpectrumAccumulator, evaluation_regions, region_scores
 from cones.metrics.brasyn import BRASYN_WINDOW, brasyn_ssim
 from cones.precision import Precision
 from cones.sequences import Sequence
@@ -96,9 +96,10 @@ def _select_cases(data_dir: Path, case_ids: SequenceOf[str], required: SequenceO
     return [case for case in cases if case.case_id in case_ids] if case_ids else cases
 
 
-def _score_rows(case: CaseVolumes, predictions: dict[str, np.ndarray], axis: int) -> list[dict[str, Any]]:
+def _score_rows(
+    case: CaseVolumes, predictions: dict[str, np.ndarray], regions: dict[Region, np.ndarray], axis: int
+) -> list[dict[str, Any]]:
     """One row per protocol, method and region: the case's PSNR, SSIM (2D, slices along ``axis``) and MAE there."""
-    regions = evaluation_regions(case.mask, case.labels)
     rows = []
     for protocol in IntensityProtocol:
         real = on_protocol(case.target, case.mask, protocol)
@@ -111,11 +112,13 @@ def _score_rows(case: CaseVolumes, predictions: dict[str, np.ndarray], axis: int
     return rows
 
 
-def _brain_intensities(case: CaseVolumes, predictions: dict[str, np.ndarray]) -> dict[tuple[str, str], BrainIntensity]:
+def _brain_intensities(
+    case: CaseVolumes, predictions: dict[str, np.ndarray], regions: dict[Region, np.ndarray]
+) -> dict[tuple[str, str], BrainIntensity]:
     """By (case, method): the brain's median, 90th percentile and enhancement contrast, the real target's included."""
     volumes = {REAL: case.target, **predictions}
-    regions = None if case.labels is None else ContrastRegions.of(np.asarray(case.mask, dtype=bool), case.labels)
-    return {(case.case_id, name): brain_intensity(volume, case.mask, regions) for name, volume in volumes.items()}
+    contrast = ContrastRegions.of(regions)
+    return {(case.case_id, name): brain_intensity(volume, case.mask, contrast) for name, volume in volumes.items()}
 
 
 def _brasyn_rows(case: CaseVolumes, predictions: dict[str, np.ndarray]) -> list[dict[str, Any]]:
@@ -262,8 +265,9 @@ def evaluate(
                 calibrations[(case.case_id, method.name)] = calibrate_uncertainty(uncertainty_map, error, brain)
             else:
                 predictions[method.name] = method.predict(volumes)
-        rows.extend(_score_rows(volumes, predictions, axis))
-        intensities.update(_brain_intensities(volumes, predictions))
+        regions = evaluation_regions(volumes.mask, volumes.labels)
+        rows.extend(_score_rows(volumes, predictions, regions, axis))
+        intensities.update(_brain_intensities(volumes, predictions, regions))
         brasyn.extend(_brasyn_rows(volumes, predictions))
         _add_spectra(spectra, volumes, predictions, axis)
         if len(examples) < EXAMPLE_LIMIT:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from cones.segmentation.labels import BratsRegion, detect_labels, region_masks
+from cones.metrics import Region
 
 __all__ = [
     "BrainIntensity",
@@ -48,22 +48,28 @@ class BrainIntensity:
 class ContrastRegions:
     """Where the enhancement contrast is read: the enhancing tumour and the normal-appearing brain.
 
-    Built once per case (:meth:`of`) and shared by every method scored on it, since finding the
-    BraTS regions of a label map costs more than the two medians.
+    Taken from the regions the case is scored in (:meth:`of`), so the label map's BraTS regions
+    are found once per case and shared by every method.
     """
 
     enhancing: np.ndarray
     normal: np.ndarray
 
     @classmethod
-    def of(cls, brain: np.ndarray, labels: np.ndarray) -> ContrastRegions:
-        """The enhancing tumour inside ``brain``, and ``brain`` outside the whole tumour.
+    def of(cls, regions: Mapping[Region, np.ndarray]) -> ContrastRegions | None:
+        """The enhancing tumour inside the brain and the brain outside the whole tumour.
 
-        Raises:
-            ValueError: the labels are not a BraTS map.
+        Args:
+            regions: the case's :func:`~cones.metrics.evaluation_regions`.
+
+        Returns:
+            The two masks, or ``None`` when the case has no enhancing tumour (or no labels).
         """
-        regions = region_masks(labels, detect_labels(labels))
-        return cls(enhancing=regions[BratsRegion.ET] & brain, normal=brain & ~regions[BratsRegion.WT])
+        enhancing = regions.get(Region.ENHANCING_TUMOUR)
+        if enhancing is None:
+            return None
+        brain = regions[Region.BRAIN]
+        return cls(enhancing=enhancing & brain, normal=brain & ~regions[Region.WHOLE_TUMOUR])
 
 
 def enhancement_contrast(volume: np.ndarray, regions: ContrastRegions) -> float | None:
