@@ -72,13 +72,13 @@ def measure_pose(
     """
     box, centre = _brain_box_and_centre(brain)
     fixed = sitk.Cast(sitk.RegionOfInterest(reference, *box), sitk.sitkFloat32)
-    inside = sitk.GetArrayViewFromImage(sitk.RegionOfInterest(brain, *box)) > 0
+    inside = sitk.GetArrayFromImage(sitk.RegionOfInterest(brain, *box)) > 0
     moving = sitk.Cast(source, sitk.sitkFloat32)
     fixed_values = sitk.GetArrayViewFromImage(fixed)[inside]
 
     def shared_at(pose: sitk.Transform) -> float:
-        resampled = sitk.GetArrayViewFromImage(sitk.Resample(moving, fixed, pose, sitk.sitkLinear, 0.0))
-        return normalized_mutual_information_of_values(fixed_values, resampled[inside])
+        resampled = sitk.Resample(moving, fixed, pose, sitk.sitkLinear, 0.0)
+        return normalized_mutual_information_of_values(fixed_values, sitk.GetArrayViewFromImage(resampled)[inside])
 
     around = tuple(shared_at(sitk.CompositeTransform([transform, probe])) for probe in _probes(centre))
     return PoseFigures(shared_at(transform), around)
