@@ -47,14 +47,21 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     train = subparsers.add_parser("train-seg", help="train the built-in 3D U-Net tumour segmentation")
     train.add_argument("--data", required=True, help="folder of case folders with a <case>_seg label map each")
     train.add_argument("--sequences", nargs="+", default=list(_ALL_SEQUENCES), help="input sequences, in order")
-    train.add_argument("--output", required=True, help="run folder (last.pt, log.jsonl)")
-    train.add_argument("--iterations", type=int, default=2000)
+    train.add_argument("--output", required=True, help="run folder (last.pt, training_state.pt, log.jsonl)")
+    train.add_argument("--iterations", type=int, default=2000, help="steps in all (with --resume: the new total)")
     train.add_argument("--batch-size", type=int, default=2)
     train.add_argument("--learning-rate", type=float, default=1e-3)
     train.add_argument("--patch-size", type=int, nargs=3, default=(64, 64, 64), metavar=("Z", "Y", "X"))
     train.add_argument("--channels", type=int, nargs="+", default=(16, 32, 64, 128), help="features per U-Net level")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    train.add_argument("--checkpoint-interval", type=int, default=100, help="steps between checkpoints")
+    train.add_argument("--resume", action="store_true", help="continue the run in --output from its last checkpoint")
+    train.add_argument(
+        "--init-from",
+        metavar="SEGMODEL",
+        help="start from this train-seg model (fine-tuning; the optimizer starts afresh)",
+    )
     train.add_argument("--data-description", help="which data, with attribution (recorded in the model file)")
     train.set_defaults(handler=_train_seg)
 
@@ -181,6 +188,7 @@ def _train_seg(args: argparse.Namespace) -> None:
         learning_rate=args.learning_rate,
         network=network,
         seed=args.seed,
+        checkpoint_interval=args.checkpoint_interval,
     )
 
     def report(done: int, total: int, loss: float) -> None:
@@ -195,6 +203,8 @@ def _train_seg(args: argparse.Namespace) -> None:
         command=shlex.join(["cones", *sys.argv[1:]]),
         data_description=args.data_description,
         progress=report,
+        resume=args.resume,
+        initial_model=args.init_from,
     )
     print(f"segmentation model written to {last}")
 
