@@ -12,6 +12,7 @@ import hashlib
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import nibabel as nib
@@ -28,6 +29,7 @@ from cones.config import NormalizationConfig
 from cones.data.discovery import find_cases
 from cones.data.geometry import grid_difference
 from cones.data.io import read_image
+from cones.evaluation.fitted import fit_baselines
 from cones.marking import sidecar_path
 from cones.model import CoNeSGenerator
 from cones.segmentation import (
@@ -38,6 +40,7 @@ from cones.segmentation import (
 )
 from cones.segmentation.base import InputNormalization
 from cones.segmentation.chain import synthesized_sequences_used
+from cones.segmentation.labels import region_masks
 from cones.segmentation.training import load_training_case
 from cones.sequences import Sequence
 
@@ -287,15 +290,73 @@ def test_evaluate_segmentation_writes_the_table(
     with (output / "segmentation.csv").open() as stream:
         rows = list(csv.DictReader(stream))
     synthesis_keys = {f"cones:{synthesis_model.parent.name}/t1ce", "cones:other/t1ce"}
-    assert len(rows) == 2 * 5 * 3  # cases x conditions x regions
-    assert {row["condition"] for row in rows} == {"real", "zeros", "mean", *synthesis_keys}
+    assert len(rows) == 2 * 7 * 3  # cases x conditions x regions
+    assert {row["condition"] for row in rows} == {"real", "zeros", "mean", "copy-t1", "linear", *synthesis_keys}
     assert {row["region"] for row in rows} == {"ET", "TC", "WT"}
     assert all(0.0 <= float(row["dice"]) <= 1.0 for row in rows)
     assert all(row["reference_voxels"] != "0" for row in rows)  # every synthetic case has a lesion
     table = (output / "segmentation.md").read_text(encoding="utf-8")
     assert "| T1ce = cones:other/t1ce synthesis |" in table and "Dice ET" in table and "2 case(s)" in table
+    assert f"per-case Dice against T1ce = cones:{synthesis_model.parent.name}/t1ce synthesis" in table
+    assert "| T1ce = copy of T1 |" in table and "| T1ce = learned-linear map |" in table
     assert main(arguments) == 2
     assert "segmentation.csv already exists" in capsys.readouterr().err
+
+
+def predicted_voxels(output: Path, condition: str) -> dict[tuple[str, str], int]:
+    with (output / "segmentation.csv").open() as stream:
+        rows = [row for row in csv.DictReader(stream) if row["condition"] == condition]
+    return {(row["case_id"], row["region"]): int(row["predicted_voxels"]) for row in rows}
+
+
+def expected_voxels(model_path: Path, dataset: Path, stand_in: Callable[[str, dict], sitk.Image]) -> dict:
+    """Predicted voxels per (case, region) when ``stand_in(case_id, images)`` takes T1ce's place."""
+    model = load_segmentation_model(model_path)
+    counts = {}
+    for case in find_cases(dataset):
+        images = {seq: read_image(case.sequences[seq]) for seq in model.sequences if seq != Sequence.T1CE}
+        labels = sitk.GetArrayFromImage(model.segment({**images, Sequence.T1CE: stand_in(case.case_id, images)}))
+        for region, mask in region_masks(labels, model.labels).items():
+            counts[(case.case_id, region.value)] = int(mask.sum())
+    return counts
+
+
+def test_the_copy_and_linear_rows_segment_with_t1_and_with_the_map_fitted_on_the_training_cases(
+    tmp_path: Path, dataset: Path, seg_model: Path
+) -> None:
+    training = tmp_path / "training"
+    for seed in (5, 6, 7):
+        write_case(training, f"train{seed}", shape=SHAPE, seed=seed)
+    output = tmp_path / "eval"
+    command = ["evaluate-segmentation", "--seg-model", str(seg_model), "--data", str(dataset), "--missing", "t1c"]
+    assert main([*command, "--fit-from", str(training), "--output", str(output), "--device", "cpu"]) == 0
+
+    assert predicted_voxels(output, "copy-t1") == expected_voxels(
+        seg_model, dataset, lambda _, images: images[Sequence.T1]
+    )
+    others = (Sequence.T1, Sequence.T2, Sequence.FLAIR)
+    fitted = fit_baselines(find_cases(dataset), training, others, Sequence.T1CE, NormalizationConfig())
+    assert fitted is not None and "3 cases" in fitted.fitted_on
+
+    def linear(case_id: str, images: dict) -> sitk.Image:
+        linear_map = fitted.linear.maps[case_id]
+        prediction = linear_map.predict({seq: sitk.GetArrayFromImage(images[seq]) for seq in others})
+        reference = images[Sequence.T1]
+        image = sitk.GetImageFromArray(prediction.astype(np.float32))
+        image.CopyInformation(reference)
+        return image
+
+    assert predicted_voxels(output, "linear") == expected_voxels(seg_model, dataset, linear)
+    assert predicted_voxels(output, "linear") != predicted_voxels(output, "copy-t1")
+
+
+def test_evaluate_segmentation_refuses_to_copy_the_missing_sequence(
+    tmp_path: Path, dataset: Path, seg_model: Path, capsys: pytest.CaptureFixture
+) -> None:
+    command = ["evaluate-segmentation", "--seg-model", str(seg_model), "--data", str(dataset), "--missing", "t1c"]
+    assert main([*command, "--copy-from", "t1ce", "--output", str(tmp_path / "eval")]) == 2
+    assert "copy_from=T1ce must be another input of the segmentation model" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_evaluate_segmentation_refuses_a_synthesis_model_for_another_sequence(

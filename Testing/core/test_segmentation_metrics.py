@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy.stats import wilcoxon
 
 from cones.segmentation.base import check_orientation
 from cones.segmentation.evaluation import Condition, SegmentationRow, summary_markdown
@@ -124,3 +125,22 @@ def test_orientation_codes_name_each_axis_once() -> None:
     for bad in ("LPR", "LP", "XYZ", "LPSI"):
         with pytest.raises(ValueError, match="orientation"):
             check_orientation(bad)
+
+
+def test_summary_tests_every_row_against_the_first_cones_row() -> None:
+    dice = {"zeros": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6], "cones": [0.5, 0.6, 0.7, 0.8, 0.9, 0.55]}
+    rows = [
+        SegmentationRow(f"case{index}", condition, region, value, 1.0, 8, 8)
+        for condition, values in dice.items()
+        for index, value in enumerate(values)
+        for region in ("ET", "TC", "WT")
+    ]
+    conditions = [Condition("zeros", "T1ce = zeros"), Condition("cones", "T1ce = cones synthesis", is_cones=True)]
+    table = summary_markdown(rows, conditions, Sequence.T1CE, cases=6)
+    assert "Wilcoxon signed-rank test (two-sided) of per-case Dice against T1ce = cones synthesis" in table
+    row = next(line for line in table.splitlines() if line.startswith("| T1ce = zeros |") and "(" in line)
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    p_value = wilcoxon(dice["zeros"], dice["cones"]).pvalue
+    assert cells == ["T1ce = zeros", *[f"{p_value:.3f} (1/5)"] * 3]
+    without_cones = summary_markdown(rows, conditions[:1], Sequence.T1CE, cases=6)
+    assert "Wilcoxon" not in without_cones

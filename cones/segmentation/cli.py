@@ -77,6 +77,16 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         default=[],
         help="a model that synthesizes --missing (adds a row); repeat for CoNeS and baselines",
     )
+    evaluate.add_argument(
+        "--fit-from",
+        metavar="DIR",
+        help="cases (the training data) the learned-linear row is fitted on (default: leave-one-out over --data)",
+    )
+    evaluate.add_argument(
+        "--copy-from",
+        metavar="SEQUENCE",
+        help="the sequence copied in place of --missing (default: T1 for T1ce and back, T2 for FLAIR and back)",
+    )
     evaluate.add_argument("--output", required=True, help="folder for segmentation.csv and segmentation.md")
     evaluate.add_argument("--overwrite", action="store_true", help="replace an earlier result in --output")
     evaluate.add_argument(
@@ -223,6 +233,15 @@ def _evaluate_segmentation(args: argparse.Namespace) -> None:
         print(f"CONES_PROGRESS {done} {total} evaluate-segmentation", flush=True)
 
     evaluate_segmentation(
-        model, args.data, args.missing, args.output, synthesis, options, overwrite=args.overwrite, progress=report
+        model,
+        args.data,
+        args.missing,
+        args.output,
+        synthesis,
+        options,
+        overwrite=args.overwrite,
+        progress=report,
+        copy_from=args.copy_from,
+        fit_from=args.fit_from,
     )
     print((Path(args.output) / MARKDOWN_NAME).read_text(encoding="utf-8"))

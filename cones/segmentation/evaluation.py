@@ -2,8 +2,11 @@
 
 For every labelled case, one segmentation model segments the case several ways: with all real
 sequences; with one sequence missing and replaced by an empty scan (zeros); by the training mean;
-and by each synthesis model (CoNeS and any baselines) from the others. Dice and HD95 per BraTS
-region against the reference show how much of the lost accuracy synthesis wins back. Empty regions
+by a copy of another sequence (T1 for T1ce: the anatomy without the contrast); by the learned-linear
+map of the others (fitted on the training cases); and by each synthesis model (CoNeS and any
+baselines) from the others. Dice and HD95 per BraTS region against the reference show how much of
+the lost accuracy each stand-in wins back, and a Wilcoxon signed-rank test per region says whether
+each differs from CoNeS. Empty regions
 are scored as :mod:`cones.segmentation.metrics` describes: Dice is defined for every case (both
 empty: 1, one empty: 0), HD95 is NaN where undefined and averaged over the cases where it is not.
 """
@@ -13,7 +16,7 @@ from __future__ import annotations
 import csv
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from collections.abc import Sequence as SequenceOf
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,21 +25,37 @@ import numpy as np
 import SimpleITK as sitk
 
 from cones.checkpoint import LoadedModel
+from cones.config import NormalizationConfig
 from cones.data.discovery import find_cases, require_sequences
 from cones.data.geometry import check_same_grid
-from cones.data.io import image_to_array, read_image
+from cones.data.io import array_to_image, image_to_array, read_image
 from cones.evaluation.evaluate import _model_names as model_names  # the names `cones evaluate` gives models
+from cones.evaluation.fitted import fit_baselines
+from cones.evaluation.linear import LearnedLinear
 from cones.inference import SynthesisOptions, synthesize_images
+from cones.metrics import wilcoxon_signed_rank
 from cones.segmentation.base import Imputation, SegmentationModel
 from cones.segmentation.labels import BratsRegion, detect_labels
 from cones.segmentation.metrics import score_regions
 from cones.sequences import Sequence, parse_sequence
 
-__all__ = ["CSV_NAME", "MARKDOWN_NAME", "Condition", "SegmentationRow", "evaluate_segmentation", "summary_markdown"]
+__all__ = [
+    "CSV_NAME",
+    "MARKDOWN_NAME",
+    "Condition",
+    "SegmentationRow",
+    "StandIn",
+    "default_copy_source",
+    "evaluate_segmentation",
+    "summary_markdown",
+]
 
 _LOG = logging.getLogger(__name__)
 CSV_NAME = "segmentation.csv"
 MARKDOWN_NAME = "segmentation.md"
+
+StandIn = Callable[[str, Mapping[Sequence, sitk.Image]], sitk.Image]
+"""Makes the missing sequence of a case (its id, its real images) from the sequences that are there."""
 
 
 @dataclass(frozen=True)
@@ -45,14 +64,18 @@ class Condition:
 
     Attributes:
         key: the ``condition`` column of the CSV: ``real``, ``zeros``, ``mean`` (the values of
-            :class:`~cones.segmentation.base.Imputation`) or a synthesis model's name.
+            :class:`~cones.segmentation.base.Imputation`), ``copy-<sequence>``, ``linear`` or a
+            synthesis model's name.
         title: the row title of the summary table.
-        synthesis: the model that synthesizes the missing sequence, for synthesis rows.
+        stand_in: what takes the missing sequence's place; None for the real and the imputed rows,
+            which the segmentation model feeds itself.
+        is_cones: a CoNeS synthesis row (the first is what the other rows are tested against).
     """
 
     key: str
     title: str
-    synthesis: LoadedModel | None = None
+    stand_in: StandIn | None = None
+    is_cones: bool = False
 
 
 @dataclass(frozen=True)
@@ -77,6 +100,8 @@ def evaluate_segmentation(
     options: SynthesisOptions | None = None,
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    copy_from: Sequence | str | None = None,
+    fit_from: str | os.PathLike[str] | None = None,
 ) -> list[SegmentationRow]:
     """Run the experiment on every case of ``data`` and write ``segmentation.csv`` and ``segmentation.md``.
 
@@ -91,14 +116,17 @@ def evaluate_segmentation(
         options: device and batch size of synthesis.
         overwrite: replace existing result files.
         progress: called as ``progress(cases done, cases)``.
+        copy_from: the sequence whose copy stands in for ``missing`` (default: :func:`default_copy_source`).
+        fit_from: cases (the training data) the learned-linear map of the other sequences to ``missing``
+            is fitted on; None: leave-one-out over the evaluated cases (no linear row for one case).
 
     Returns:
         The rows of the CSV.
 
     Raises:
         ValueError: ``missing`` is not one of the model's sequences, a synthesis model does not make
-            it or needs it, a case lacks a sequence or label map, or a label map is not on its
-            images' grid.
+            it or needs it, ``copy_from`` is ``missing`` or not an input of the model, a case lacks a
+            sequence or label map, or a label map is not on its images' grid.
         FileExistsError: a result file exists and ``overwrite`` is false.
     """
     missing = parse_sequence(missing)
@@ -114,6 +142,12 @@ def evaluate_segmentation(
             )
         if missing in card.sources:
             raise ValueError(f"{synthesizer.path} needs missing={missing.display_name} as a source")
+    copy_from = parse_sequence(copy_from) if copy_from is not None else default_copy_source(missing, model.sequences)
+    if copy_from == missing or copy_from not in model.sequences:
+        raise ValueError(
+            f"copy_from={copy_from.display_name} must be another input of the segmentation model "
+            f"({_names(model.sequences)}) than missing={missing.display_name}"
+        )
     output = Path(output)
     for name in (CSV_NAME, MARKDOWN_NAME):
         if (output / name).exists() and not overwrite:
@@ -123,7 +157,10 @@ def evaluate_segmentation(
     unlabelled = [case.case_id for case in cases if case.label is None]
     if unlabelled:
         raise ValueError(f"case(s) {', '.join(unlabelled)} have no label map; every case needs one")
-    conditions = _conditions(model, missing, synthesis)
+    others = tuple(seq for seq in model.sequences if seq != missing)
+    baselines = fit_baselines(cases, Path(fit_from) if fit_from else None, others, missing, NormalizationConfig())
+    linear = baselines.linear if baselines is not None else None
+    conditions = _conditions(model, missing, synthesis, copy_from, linear, options)
     rows: list[SegmentationRow] = []
     for done, case in enumerate(cases, start=1):
         images = {seq: read_image(case.sequences[seq]) for seq in needed}
@@ -133,7 +170,7 @@ def evaluate_segmentation(
         reference_labels = detect_labels(reference)
         spacing = reference_image.GetSpacing()[::-1]
         for condition in conditions:
-            prediction = _segment(model, images, missing, condition, options)
+            prediction = _segment(model, case.case_id, images, missing, condition)
             scores = score_regions(image_to_array(prediction), model.labels, reference, reference_labels, spacing)
             rows.extend(
                 SegmentationRow(
@@ -156,32 +193,89 @@ def evaluate_segmentation(
     return rows
 
 
-def _conditions(model: SegmentationModel, missing: Sequence, synthesis: SequenceOf[LoadedModel]) -> list[Condition]:
+def default_copy_source(missing: Sequence, sequences: SequenceOf[Sequence]) -> Sequence:
+    """The sequence whose copy is the plain stand-in for ``missing``: the one of the same weighting.
+
+    T1 for T1ce (the paper's copy-T1: the anatomy is right, only the contrast agent is missing) and
+    T1ce for T1; T2 for FLAIR and FLAIR for T2. The first other input when that one is not an input.
+    """
+    partner = {
+        Sequence.T1CE: Sequence.T1,
+        Sequence.T1: Sequence.T1CE,
+        Sequence.FLAIR: Sequence.T2,
+        Sequence.T2: Sequence.FLAIR,
+    }.get(missing)
+    if partner in sequences:
+        return partner
+    return next(seq for seq in sequences if seq != missing)
+
+
+def _conditions(
+    model: SegmentationModel,
+    missing: Sequence,
+    synthesis: SequenceOf[LoadedModel],
+    copy_from: Sequence,
+    linear: LearnedLinear | None,
+    options: SynthesisOptions | None,
+) -> list[Condition]:
     name = missing.display_name
     conditions = [Condition("real", "all real sequences"), Condition("zeros", f"{name} = zeros")]
     if model.training_means is not None:
         conditions.append(Condition("mean", f"{name} = training mean"))
     else:
         _LOG.warning("%s records no training means; the mean-imputation row is left out", model.source)
+    conditions.append(
+        Condition(f"copy-{copy_from.value}", f"{name} = copy of {copy_from.display_name}", _copy(copy_from))
+    )
+    if linear is not None:
+        conditions.append(Condition("linear", f"{name} = learned-linear map", _linear_map(linear)))
+    else:
+        _LOG.warning("the learned-linear row is left out: one case and no fit_from cases")
     names = model_names(synthesis) if synthesis else []
     for key, synthesizer in zip(names, synthesis, strict=True):
-        conditions.append(Condition(key, f"{name} = {key} synthesis", synthesizer))
+        conditions.append(
+            Condition(
+                key,
+                f"{name} = {key} synthesis",
+                _synthesis(synthesizer, missing, options),
+                is_cones=synthesizer.card.architecture == "cones",
+            )
+        )
     return conditions
+
+
+def _copy(sequence: Sequence) -> StandIn:
+    return lambda case_id, images: images[sequence]
+
+
+def _linear_map(linear: LearnedLinear) -> StandIn:
+    def predict(case_id: str, images: Mapping[Sequence, sitk.Image]) -> sitk.Image:
+        linear_map = linear.maps[case_id]
+        arrays = {seq: image_to_array(images[seq]) for seq in linear_map.sources}
+        return array_to_image(linear_map.predict(arrays).astype(np.float32), images[linear_map.sources[0]])
+
+    return predict
+
+
+def _synthesis(synthesizer: LoadedModel, missing: Sequence, options: SynthesisOptions | None) -> StandIn:
+    def synthesize(case_id: str, images: Mapping[Sequence, sitk.Image]) -> sitk.Image:
+        return synthesize_images(synthesizer, images, options=options)[missing]
+
+    return synthesize
 
 
 def _segment(
     model: SegmentationModel,
+    case_id: str,
     images: dict[Sequence, sitk.Image],
     missing: Sequence,
     condition: Condition,
-    options: SynthesisOptions | None,
 ) -> sitk.Image:
     if condition.key == "real":
         return model.segment(images)
     others = {seq: image for seq, image in images.items() if seq != missing}
-    if condition.synthesis is not None:
-        synthesized = synthesize_images(condition.synthesis, others, options=options)
-        return model.segment({**others, missing: synthesized[missing]})
+    if condition.stand_in is not None:  # given the others only, so that no stand-in can see the real sequence
+        return model.segment({**others, missing: condition.stand_in(case_id, others)})
     return model.segment(others, impute={missing: Imputation(condition.key)})
 
 
@@ -200,6 +294,8 @@ def summary_markdown(
 
     HD95 is averaged over the cases where it is defined (both masks non-empty); when it is undefined
     for some, the cell says for how many it was defined (``n=2/3``), and ``n/a`` when for none.
+    When a CoNeS synthesis row is present, a second table gives the two-sided Wilcoxon signed-rank
+    p-value of each other row's per-case Dice against the first CoNeS row's, per region.
     """
     regions = [region.value for region in BratsRegion]
     header = ["Input", *(f"Dice {region}" for region in regions), *(f"HD95 {region} (mm)" for region in regions)]
@@ -213,17 +309,39 @@ def summary_markdown(
         cells = []
         for metric, digits in (("dice", 3), ("hd95", 1)):
             for region in regions:
-                values = np.array(
-                    [getattr(row, metric) for row in rows if row.condition == condition.key and row.region == region]
-                )
-                cells.append(_mean_sd(values, digits))
+                cells.append(_mean_sd(_scores(rows, condition.key, region, metric), digits))
         lines.append(f"| {condition.title} | " + " | ".join(cells) + " |")
     lines += [
         "",
         "Empty regions: both reference and prediction empty scores Dice 1, exactly one empty Dice 0; HD95 is "
         "undefined (NaN in the CSV) when either is empty and is averaged over the cases where it is defined.",
     ]
+    reference = next((condition for condition in conditions if condition.is_cones), None)
+    if reference is not None:
+        lines += [
+            "",
+            f"Wilcoxon signed-rank test (two-sided) of per-case Dice against {reference.title}: p-value, and the "
+            "cases where the row's Dice is higher / lower.",
+            "",
+            "| Input | " + " | ".join(f"p Dice {region}" for region in regions) + " |",
+            "|---|" + "---:|" * len(regions),
+        ]
+        for condition in conditions:
+            if condition is reference:
+                continue
+            cells = []
+            for region in regions:
+                first = _scores(rows, condition.key, region, "dice")
+                second = _scores(rows, reference.key, region, "dice")
+                test = wilcoxon_signed_rank(first, second)
+                cells.append(f"{test.p_value:.3f} ({int(np.sum(first > second))}/{int(np.sum(first < second))})")
+            lines.append(f"| {condition.title} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _scores(rows: SequenceOf[SegmentationRow], condition: str, region: str, metric: str) -> np.ndarray:
+    """One score of every case under ``condition`` in ``region``, in the cases' order."""
+    return np.array([getattr(row, metric) for row in rows if row.condition == condition and row.region == region])
 
 
 def _mean_sd(values: np.ndarray, digits: int) -> str:
