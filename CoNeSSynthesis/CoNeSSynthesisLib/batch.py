@@ -18,6 +18,7 @@ from pathlib import Path
 import slicer
 from CoNeSCommon.dependencies import TORCH_REQUIREMENT, DependencyError, checkTorchVersion, torchVersion
 from CoNeSCommon.jobs import Device, Progress, pythonInterpreter
+from CoNeSCommon.location import bundledSegmentationModelPath
 
 from cones.cli import check_synthesis_outputs, synthesis_provenance
 from cones.data.io import read_image, write_image
@@ -94,7 +95,13 @@ def parseArguments(argv: list[str] | None) -> argparse.Namespace:
         choices=[precision.value for precision in Precision],
         help="number format: auto (bf16 where the CPU or GPU has bf16 units), fp32 or bf16",
     )
-    parser.add_argument("--segment", metavar="SEGMODEL", help="then segment the tumour with this segmentation model")
+    parser.add_argument(
+        "--segment",
+        metavar="SEGMODEL",
+        nargs="?",
+        const=str(bundledSegmentationModelPath()),
+        help="then segment the tumour with this segmentation model; alone: the bundled one",
+    )
     parser.add_argument(
         "--segmentation-output", metavar="PATH", help=f"the segmentation to write ({SEGMENTATION_SUFFIX})"
     )
@@ -257,6 +264,8 @@ def synthesize(arguments: argparse.Namespace) -> Path:
             )
     if segmentationOutput is not None:
         print(f"tumour segmentation written to {segmentationOutput}")
+        if job.segmentationNote is not None:
+            print(job.segmentationNote)
     return output
 
 

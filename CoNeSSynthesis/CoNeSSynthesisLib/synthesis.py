@@ -295,6 +295,8 @@ class SynthesisJob:
         self.outputNode: vtkMRMLScalarVolumeNode | None = None
         self.segmentationNode: vtkMRMLSegmentationNode | None = None
         self.brainMaskNode: vtkMRMLSegmentationNode | None = None
+        self.segmentationNote: str | None = None
+        """For a tumour segmentation computed with a synthesized sequence: how it is marked, its measured Dice."""
         self.registeredNodes: dict[Sequence, vtkMRMLScalarVolumeNode] = {}
         self.mapNodes: dict[trust.MapKind, vtkMRMLScalarVolumeNode] = {}
         """The maps the request asked for (:data:`~CoNeSSynthesisLib.trust.UNCERTAINTY`, ...), once added."""
@@ -409,6 +411,11 @@ class SynthesisJob:
             )
             if segmentationRecord.get("marking"):
                 provenance.markSegmentationFromSynthetic(self.segmentationNode, segmentationRecord["marking"])
+            used = tuple(Sequence(name) for name in segmentationRecord.get("synthesized_inputs", ()))
+            if used:
+                from cones.segmentation.chain import synthetic_segmentation_note
+
+                self.segmentationNote = synthetic_segmentation_note(self.request.segmentation, used)
         if brainMask is not None:
             self.brainMaskNode = segmentation.addBrainMaskSegmentation(self.scene, brainMask, reference)
         for sequence, moved in registered.items():

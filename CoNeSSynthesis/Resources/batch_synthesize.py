@@ -5,7 +5,7 @@ Usage (inside Slicer, or a plain Python with the slicer-core wheel and the CoNeS
     Slicer --no-main-window --python-script batch_synthesize.py --model M.pt \\
         --input t1=t1.nii.gz t2=t2.nii.gz flair=flair.nii.gz --output t1ce_synthesized.nrrd
     python batch_synthesize.py --model M.pt --input t1=... t2=... flair=... --output out.nrrd \\
-        [--segment SEGRUN/last.pt --segmentation-output tumour.seg.nrrd] \\
+        [--segment [SEGMODEL] --segmentation-output tumour.seg.nrrd] \\
         [--uncertainty-output uncertainty.nrrd] [--enhancement-output enhancement.nrrd]
 
 The inputs are loaded into an MRML scene through storage nodes (keeping left-handed grids as they

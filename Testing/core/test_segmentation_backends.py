@@ -158,6 +158,22 @@ def test_builtin_model_file_round_trips_and_keeps_the_input_geometry(tmp_path: P
     assert set(np.unique(sitk.GetArrayFromImage(label_map))) <= {0, 1, 2, 4}
 
 
+def test_the_builtin_network_segments_only_the_window_around_the_foreground(tmp_path: Path) -> None:
+    model = load_segmentation_model(write_tiny_segmentation_model(tmp_path / "last.pt", patch_size=(8, 16, 16)))
+    last_bias = [name for name, value in model.network.state_dict().items() if name.endswith("bias")][-1]
+    with torch.no_grad():
+        model.network.state_dict()[last_bias].copy_(torch.tensor([0.0, 0.0, 0.0, 100.0]))  # ET wherever it looks
+    case = images()
+    padded = {name: sitk.ConstantPad(image, (9, 7, 3), (5, 11, 4), 0.0) for name, image in sequences_of(case).items()}
+    predicted = sitk.GetArrayFromImage(model.segment(padded))
+    foreground = np.argwhere(np.any([sitk.GetArrayFromImage(image) > 0 for image in padded.values()], axis=0))
+    low, high = foreground.min(axis=0), foreground.max(axis=0) + 1
+    window = np.argwhere(predicted == 4)
+    assert len(window) == int(np.prod(window.max(axis=0) - window.min(axis=0) + 1)), "one box"
+    assert (window.min(axis=0) == low).all() and (window.max(axis=0) + 1 == high).all()
+    assert set(np.unique(predicted)) == {0, 4}, "the air around it is background"
+
+
 def test_missing_sequence_must_be_given_or_imputed(tmp_path: Path) -> None:
     model = load_segmentation_model(builtin_model(tmp_path / "last.pt"))
     case = {name: image for name, image in sequences_of(images()).items() if name != "t1ce"}
@@ -210,6 +226,18 @@ def test_builtin_file_with_weights_of_another_network_is_refused(tmp_path: Path)
     raw["card"]["network"]["channels"] = [4, 16]
     torch.save(raw, path)
     with pytest.raises(CheckpointError, match="weights do not match"):
+        load_segmentation_model(path)
+
+
+def test_a_version_1_file_loads_without_validation_scores_and_a_newer_version_is_refused(tmp_path: Path) -> None:
+    path = builtin_model(tmp_path / "last.pt")
+    raw = torch.load(path, weights_only=True)
+    assert raw["format_version"] == 2 and raw["card"]["validation_scores"] == []
+    del raw["card"]["validation_scores"]
+    torch.save({**raw, "format_version": 1}, path)
+    assert load_segmentation_model(path).card.validation_scores == ()
+    torch.save({**raw, "format_version": 3}, path)
+    with pytest.raises(CheckpointError, match="format version 3 is not supported; upgrade CoNeS"):
         load_segmentation_model(path)
 
 

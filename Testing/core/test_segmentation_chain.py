@@ -38,9 +38,11 @@ from cones.segmentation import (
     read_segmentation_info,
     segment_with_synthesis,
 )
-from cones.segmentation.base import InputNormalization
+from cones.segmentation.base import InputNormalization, ValidationScores
+from cones.segmentation.builtin import record_validation_scores
 from cones.segmentation.chain import synthesized_sequences_used
 from cones.segmentation.labels import region_masks
+from cones.segmentation.loading import BUNDLED_SEGMENTATION_MODEL
 from cones.segmentation.training import load_training_case
 from cones.sequences import Sequence
 
@@ -181,6 +183,8 @@ def test_a_segmentation_from_a_synthesized_sequence_says_so_in_its_header_and_si
     synthesized, labels = tmp_path / "t1ce.nii.gz", tmp_path / "seg.nii.gz"
     segment = ["--segment", str(seg_model), "--segmentation-output", str(labels)]
     assert synthesize(synthesis_model, inputs(dataset), synthesized, *segment) == 0
+    note = "it was computed with synthesized T1ce and is marked as such (header and sidecar); "
+    assert note + "last.pt records no Dice measured with T1ce synthesized" in capsys.readouterr().out
     marking = f"SEGMENTATION FROM SYNTHETIC T1ce - CoNeS {sha256(synthesis_model)[:12]}"
     assert nib.load(labels).header["descrip"].item().decode() == marking
     sidecar = json.loads(sidecar_path(labels).read_text())
@@ -196,6 +200,64 @@ def test_a_segmentation_from_a_synthesized_sequence_says_so_in_its_header_and_si
     assert synthesize(synthesis_model, inputs(dataset), synthesized, *segment) == 2
     assert "seg.nii.gz.json' already exists; pass --overwrite" in capsys.readouterr().err
     assert not synthesized.exists() and not labels.exists()
+
+
+def test_a_segmentation_from_a_synthesized_sequence_states_the_dice_its_model_card_records(
+    tmp_path: Path, dataset: Path, seg_model: Path, synthesis_model: Path, capsys: pytest.CaptureFixture
+) -> None:
+    measured = (
+        ValidationScores((), "", 9, (0.71, 0.74, 0.86), (9.5, 8.1, 7.2)),
+        ValidationScores((Sequence.T1CE,), "cones-lite-t1ce.pt", 9, (0.42, 0.55, 0.84), (float("nan"), 20.1, 9.9)),
+    )
+    recorded = record_validation_scores(seg_model, tmp_path / "measured.pt", measured)
+    recorded_scores = read_segmentation_info(recorded).validation_scores
+    assert recorded_scores[0] == measured[0] and recorded_scores[1].dice == measured[1].dice
+    assert np.isnan(recorded_scores[1].hd95_mm[0]) and recorded_scores[1].hd95_mm[1:] == (20.1, 9.9)
+    assert read_segmentation_info(seg_model).validation_scores == ()
+    labels = tmp_path / "seg.nii.gz"
+    segment = ["--segment", str(recorded), "--segmentation-output", str(labels)]
+    assert synthesize(synthesis_model, inputs(dataset), tmp_path / "t1ce.nii.gz", *segment) == 0
+    assert (
+        "mean Dice measured on 9 validation cases with T1ce synthesized by cones-lite-t1ce.pt: ET 0.42, TC 0.55, "
+        "WT 0.84; with every sequence real: ET 0.71, TC 0.74, WT 0.86"
+    ) in capsys.readouterr().out
+    # given every sequence, the segmentation uses no synthesized one and no note is printed
+    everything = [*inputs(dataset), f"t1ce={dataset / 'case0' / 'case0_t1ce.nii.gz'}"]
+    assert synthesize(synthesis_model, everything, tmp_path / "again.nii.gz", *segment, "--overwrite") == 0
+    assert "mean Dice measured" not in capsys.readouterr().out
+
+
+def test_the_validation_scores_is_a_copy_of_the_model_that_cannot_replace_it(seg_model: Path) -> None:
+    before = sha256(seg_model)
+    with pytest.raises(ValueError, match="is the model itself"):
+        record_validation_scores(
+            seg_model, seg_model, (ValidationScores((), "", 1, (0.5,) * 3, (1.0,) * 3),), overwrite=True
+        )
+    assert sha256(seg_model) == before
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        ValidationScores((), "", 1, (1.5, 0.5, 0.5), (1.0,) * 3)
+
+
+def test_synthesize_segment_alone_uses_the_bundled_segmentation_model(
+    tmp_path: Path, dataset: Path, synthesis_model: Path, capsys: pytest.CaptureFixture
+) -> None:
+    labels = tmp_path / "seg.nii.gz"
+    assert (
+        synthesize(
+            synthesis_model,
+            inputs(dataset),
+            tmp_path / "t1ce.nii.gz",
+            "--segment",
+            "--segmentation-output",
+            str(labels),
+        )
+        == 0
+    )
+    sidecar = json.loads(sidecar_path(labels).read_text())
+    assert sidecar["segmentation_model"]["path"] == str(BUNDLED_SEGMENTATION_MODEL)
+    bundled = read_segmentation_info(BUNDLED_SEGMENTATION_MODEL)
+    assert bundled.sequences == (Sequence.T1, Sequence.T1CE, Sequence.T2, Sequence.FLAIR)
+    assert "mean Dice measured on" in capsys.readouterr().out, "the bundled card records its Table 5 rows"
 
 
 def test_only_synthesized_sequences_the_model_uses_mark_its_segmentation(seg_model: Path) -> None:

@@ -43,3 +43,12 @@ def test_the_bundled_model_is_looked_for_installed_then_in_the_checkout(tmp_path
     assert location.bundledModelPath(module) == checkout
     makeFile(installed)
     assert location.bundledModelPath(module) == installed
+
+
+def test_the_bundled_segmentation_model_is_looked_for_the_same_way(tmp_path: Path) -> None:
+    module = tmp_path / "CoNeSSynthesis"
+    installed = module / "Resources" / "Models" / location.BUNDLED_SEGMENTATION_MODEL_NAME
+    assert location.bundledSegmentationModelPath(module) == installed
+    checkout = makeFile(tmp_path / "Resources" / "Models" / location.BUNDLED_SEGMENTATION_MODEL_NAME)
+    assert location.bundledSegmentationModelPath(module) == checkout
+    assert location.bundledModelPath(module) != checkout, "the synthesis model keeps its own name"

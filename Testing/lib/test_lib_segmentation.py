@@ -171,6 +171,10 @@ def test_synthesis_then_segmentation_adds_both_nodes(
     assert node.GetName() == "CASE-001 tumour segmentation" and segmentNames(node) == list(TISSUES)
     marking = node.GetAttribute("CoNeS.Synthetic")
     assert marking == "SEGMENTATION FROM " + job.outputNode.GetAttribute("CoNeS.Synthetic"), "it used the T1ce"
+    assert job.segmentationNote == (
+        "it was computed with synthesized T1ce and is marked as such (header and sidecar); "
+        f"{tinySegmentationModel.name} records no Dice measured with T1ce synthesized"
+    )
     segments = node.GetSegmentation()
     for tissue in TISSUES:
         tag = vtk.reference("")
@@ -228,6 +232,7 @@ def test_batch_script_writes_a_segmentation_slicer_opens_with_its_segments(
         [*command, "--segmentation-output", str(tumour)], capture_output=True, text=True, timeout=300, check=False
     )
     assert result.returncode == 0, result.stderr
+    assert "it was computed with synthesized T1ce and is marked as such (header and sidecar)" in result.stdout
     scene = slicer.vtkMRMLScene()
     node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode")
     storage = scene.AddNewNodeByClass("vtkMRMLSegmentationStorageNode")

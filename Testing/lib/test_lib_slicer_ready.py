@@ -168,3 +168,12 @@ def test_the_panel_reads_the_model_card_without_importing_torch() -> None:
     environment = {**os.environ, "PYTHONPATH": str(ROOT)}
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=environment, check=True)
     assert result.stdout.split() == ["t1", "t2", "flair", "False"]
+
+
+def test_every_resource_cmake_installs_is_in_the_checkout() -> None:
+    cmake = (ROOT / "CMakeLists.txt").read_text(encoding="utf-8")
+    resources = re.search(r"^\s*RESOURCES (.+)$", cmake, re.MULTILINE)
+    assert resources, "CMakeLists.txt names no RESOURCES"
+    names = resources.group(1).split()
+    assert "Resources/Models/cones-seg-brats.pt" in names
+    assert [name for name in names if not (ROOT / name).is_file()] == []

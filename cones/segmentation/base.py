@@ -36,7 +36,10 @@ __all__ = [
     "NormalizationMethod",
     "SegmentationInfo",
     "SegmentationModel",
+    "ValidationScores",
     "check_orientation",
+    "describe_validation_scores",
+    "foreground_window",
     "sliding_window_classes",
 ]
 
@@ -150,6 +153,66 @@ class InputNormalization(JsonConfig):
 
 
 @dataclass(frozen=True)
+class ValidationScores(JsonConfig):
+    """A segmentation model's mean scores on labelled validation cases, fed one way (a row of Table 5).
+
+    A label map computed with a synthesized sequence is only as good as that row says; the command
+    line and Slicer show it beside such a segmentation.
+
+    Attributes:
+        synthesized: the sequences that were synthesized; empty when all were real.
+        synthesis_model: the file name of the model that synthesized them ("" when all were real).
+        cases: how many validation cases the means are over.
+        dice: mean Dice of the BraTS regions ET, TC and WT.
+        hd95_mm: mean 95th-percentile Hausdorff distance of ET, TC and WT in mm, over the cases where it
+            is defined (both masks non-empty); NaN where it is defined for none.
+    """
+
+    synthesized: tuple[Sequence, ...]
+    synthesis_model: str
+    cases: int
+    dice: tuple[float, float, float]
+    hd95_mm: tuple[float, float, float]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "synthesized", tuple(parse_sequence(seq) for seq in self.synthesized))
+        object.__setattr__(self, "dice", tuple(float(value) for value in self.dice))
+        object.__setattr__(self, "hd95_mm", tuple(float(value) for value in self.hd95_mm))
+        if self.cases < 1:
+            raise ValueError(f"ValidationScores.cases must be positive, got {self.cases!r}")
+        if len(self.dice) != 3 or not all(0.0 <= value <= 1.0 for value in self.dice):
+            raise ValueError(f"ValidationScores.dice must be 3 values in [0, 1] (ET, TC, WT), got {self.dice!r}")
+        if len(self.hd95_mm) != 3 or any(value < 0.0 for value in self.hd95_mm):
+            raise ValueError(f"ValidationScores.hd95_mm must be 3 values >= 0 or NaN, got {self.hd95_mm!r}")
+
+    def describe(self) -> str:
+        """``ET 0.52, TC 0.61, WT 0.80`` (Dice)."""
+        return ", ".join(f"{region} {value:.2f}" for region, value in zip(("ET", "TC", "WT"), self.dice, strict=True))
+
+
+def describe_validation_scores(measured: tuple[ValidationScores, ...], synthesized: tuple[Sequence, ...]) -> str | None:
+    """What the model's card says to expect of a segmentation computed with ``synthesized`` sequences.
+
+    Returns:
+        One sentence with the measured Dice for those synthesized sequences and with all sequences
+        real, or None when the card records no measurement for them.
+    """
+    wanted = set(synthesized)
+    match = next((row for row in measured if set(row.synthesized) == wanted), None)
+    real = next((row for row in measured if not row.synthesized), None)
+    if match is None or not wanted:
+        return None
+    names = ", ".join(seq.display_name for seq in synthesized)
+    sentence = (
+        f"mean Dice measured on {match.cases} validation cases with {names} synthesized by {match.synthesis_model}: "
+        f"{match.describe()}"
+    )
+    if real is not None:
+        sentence += f"; with every sequence real: {real.describe()}"
+    return sentence
+
+
+@dataclass(frozen=True)
 class SegmentationInfo:
     """What a segmentation model needs and makes, known without building its network.
 
@@ -160,11 +223,13 @@ class SegmentationInfo:
         sequences: the input sequences in channel order.
         labels: the names and values of the label map it writes.
         source: the file or folder of the model.
+        validation_scores: what its card records of its Dice on validation cases (built-in models only).
     """
 
     sequences: tuple[Sequence, ...]
     labels: LabelSet
     source: Path
+    validation_scores: tuple[ValidationScores, ...] = ()
 
 
 class SegmentationModel(ABC):
@@ -279,6 +344,27 @@ class SegmentationModel(ABC):
     @abstractmethod
     def _predict(self, channels: np.ndarray, spacing: tuple[float, ...]) -> np.ndarray:
         """Label values (z, y, x) for normalised channels (C, z, y, x) of voxel size ``spacing`` (mm)."""
+
+
+def foreground_window(foreground: np.ndarray, minimum: tuple[int, ...]) -> tuple[slice, ...]:
+    """The bounding box of ``foreground``, grown about its centre (inside the volume) to ``minimum`` per axis.
+
+    A skull-stripped BraTS brain fills about 40 % of its grid: training holds cases cropped to this
+    window and the built-in network segments only inside it, as nnU-Net crops to the non-zero
+    region. An axis shorter than ``minimum`` is taken whole; the caller pads it.
+
+    Raises:
+        ValueError: ``foreground`` is empty.
+    """
+    found = np.argwhere(foreground)
+    if not len(found):
+        raise ValueError("the foreground is empty: there is no window around it")
+    window = []
+    for low, high, size, side in zip(found.min(axis=0), found.max(axis=0) + 1, minimum, foreground.shape, strict=True):
+        length = min(side, max(size, high - low))
+        begin = int(np.clip(low - (length - (high - low)) // 2, 0, side - length))
+        window.append(slice(begin, begin + length))
+    return tuple(window)
 
 
 def sliding_window_classes(

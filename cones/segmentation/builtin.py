@@ -7,14 +7,14 @@ with a card that says which sequences it needs in which order, how they are norm
 label values mean NCR, ED and ET, and where the weights came from. Its own format name keeps a
 segmentation file from being mistaken for a synthesis model, and the other way round::
 
-    {"format": "cones-segmentation-model", "format_version": 1, "card": SegmentationCard.to_dict(),
+    {"format": "cones-segmentation-model", "format_version": 2, "card": SegmentationCard.to_dict(),
      "network_state": {name: tensor}}
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +24,13 @@ from cones.checkpoint import CheckpointError, Provenance
 from cones.checkpoint.layout import SEGMENTATION_FORMAT_NAME
 from cones.checkpoint.torch_free import unpickle_without_torch
 from cones.config import JsonConfig
-from cones.segmentation.base import InputNormalization, SegmentationModel, sliding_window_classes
+from cones.segmentation.base import (
+    InputNormalization,
+    SegmentationModel,
+    ValidationScores,
+    foreground_window,
+    sliding_window_classes,
+)
 from cones.segmentation.labels import LabelSet
 from cones.sequences import Sequence, parse_sequences
 
@@ -43,11 +49,14 @@ __all__ = [
     "build_unet",
     "load_builtin_segmentation",
     "read_segmentation_card",
+    "record_validation_scores",
     "save_segmentation_model",
 ]
 
 SEGMENTATION_FORMAT = SEGMENTATION_FORMAT_NAME
-SEGMENTATION_FORMAT_VERSION = 1
+SEGMENTATION_FORMAT_VERSION = 2
+"""Version 2 added the card's ``validation_scores`` (which a version-1 reader would refuse as unknown); version-1
+files still load, with none."""
 _KEYS = frozenset({"format", "format_version", "card", "network_state"})
 
 
@@ -109,6 +118,8 @@ class SegmentationCard(JsonConfig):
         normalization: how inputs are normalised.
         training_means: mean normalised foreground intensity per sequence over the training cases.
         provenance: where the weights came from.
+        validation_scores: its mean Dice and HD95 on validation cases with all sequences real and with some
+            synthesized (``cones evaluate-segmentation``), shown beside segmentations made that way.
     """
 
     sequences: tuple[Sequence, ...]
@@ -118,9 +129,18 @@ class SegmentationCard(JsonConfig):
     normalization: InputNormalization
     training_means: tuple[float, ...]
     provenance: Provenance
+    validation_scores: tuple[ValidationScores, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sequences", parse_sequences(tuple(self.sequences)))
+        object.__setattr__(
+            self,
+            "validation_scores",
+            tuple(
+                row if isinstance(row, ValidationScores) else ValidationScores.from_dict(row)
+                for row in self.validation_scores
+            ),
+        )
         LabelSet(self.label_names, self.label_values)  # refuses a card whose labels lack NCR, ED or ET
         if len(self.training_means) != len(self.sequences):
             raise ValueError(
@@ -144,7 +164,17 @@ class BuiltinSegmentation(SegmentationModel):
         self.device = device
 
     def _predict(self, channels: np.ndarray, spacing: tuple[float, ...]) -> np.ndarray:
-        classes = sliding_window_classes(self.network, channels, self.card.network.patch_size, self.device)
+        """Labels inside the window of the inputs' foreground (as the network was trained), background outside.
+
+        Skipping the air around a skull-stripped brain makes a BraTS volume about 2.5 times faster and
+        leaves no false positive there.
+        """
+        classes = np.zeros(channels.shape[1:], dtype=np.int64)
+        foreground = (channels > self.card.normalization.background).any(axis=0)
+        if foreground.any():
+            window = foreground_window(foreground, self.card.network.patch_size)
+            inside = channels[(slice(None), *window)]
+            classes[window] = sliding_window_classes(self.network, inside, self.card.network.patch_size, self.device)
         return np.asarray(self.labels.values, dtype=np.uint8)[classes]
 
 
@@ -225,3 +255,25 @@ def load_builtin_segmentation(path: str | os.PathLike[str], device: str | torch.
     except (RuntimeError, TypeError, AttributeError) as error:
         raise CheckpointError(f"refusing to load {path}: its weights do not match its card's network") from error
     return BuiltinSegmentation(network, card, path, resolve_device(device))
+
+
+def record_validation_scores(
+    model: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    measured: tuple[ValidationScores, ...],
+    overwrite: bool = False,
+) -> Path:
+    """Write a copy of a built-in segmentation model whose card records ``measured`` (its Table 5 rows).
+
+    The weights are copied unchanged; ``output`` must not be ``model``, so the measured file is
+    never lost to a failed write.
+
+    Raises:
+        ValueError: ``output`` is ``model``.
+        CheckpointError: ``model`` is refused.
+        FileExistsError: ``output`` exists and ``overwrite`` is false.
+    """
+    if Path(output).resolve() == Path(model).resolve():
+        raise ValueError(f"{output} is the model itself; write the measured copy elsewhere")
+    loaded = load_builtin_segmentation(model)
+    return save_segmentation_model(output, loaded.network, replace(loaded.card, validation_scores=measured), overwrite)

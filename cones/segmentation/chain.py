@@ -18,7 +18,7 @@ from cones.data.geometry import check_same_grid, resample_to_reference
 from cones.data.io import write_image
 from cones.marking import mark_image
 from cones.outputs import OutputExistsError
-from cones.segmentation.base import SegmentationInfo, SegmentationModel
+from cones.segmentation.base import SegmentationInfo, SegmentationModel, describe_validation_scores
 from cones.sequences import Sequence, parse_sequence
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "segment_to_file",
     "segment_with_synthesis",
     "synthesized_sequences_used",
+    "synthetic_segmentation_note",
 ]
 
 
@@ -160,6 +161,15 @@ def _keyed(images: Mapping[Sequence | str, sitk.Image]) -> dict[Sequence, sitk.I
 
 def _parsed(names: Iterable[Sequence | str]) -> tuple[Sequence, ...]:
     return tuple(parse_sequence(name) for name in names)
+
+
+def synthetic_segmentation_note(info: SegmentationInfo, used: tuple[Sequence, ...]) -> str:
+    """What to tell of a label map computed with synthesized ``used`` sequences: how it is marked, what to expect."""
+    names = ", ".join(seq.display_name for seq in used)
+    expectation = describe_validation_scores(info.validation_scores, used) or (
+        f"{info.source.name} records no Dice measured with {names} synthesized"
+    )
+    return f"it was computed with synthesized {names} and is marked as such (header and sidecar); {expectation}"
 
 
 def _names(sequences: Iterable[Sequence]) -> str:

@@ -98,8 +98,15 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
 def add_synthesize_options(parser: argparse.ArgumentParser) -> None:
     """Add ``--segment SEGMODEL`` and ``--segmentation-output PATH`` to the ``synthesize`` command."""
+    from cones.segmentation.loading import BUNDLED_SEGMENTATION_MODEL
+
     parser.add_argument(
-        "--segment", metavar="SEGMODEL", help="then segment the tumour with this model (SEGRUN/last.pt, nnU-Net, ONNX)"
+        "--segment",
+        metavar="SEGMODEL",
+        nargs="?",
+        const=str(BUNDLED_SEGMENTATION_MODEL),
+        help="then segment the tumour with this model (SEGRUN/last.pt, nnU-Net, ONNX); alone: the bundled "
+        f"{BUNDLED_SEGMENTATION_MODEL.name}",
     )
     parser.add_argument("--segmentation-output", metavar="PATH", help="the label map to write (with --segment)")
 
@@ -167,7 +174,8 @@ def segment_after_synthesis(
     if segmentation is None:
         return None
     from cones.marking import segmentation_marking, write_segmentation_sidecar
-    from cones.segmentation.chain import segment_to_file, synthesized_sequences_used
+    from cones.segmentation.chain import segment_to_file, synthesized_sequences_used, synthetic_segmentation_note
+    from cones.segmentation.loading import read_segmentation_info
 
     print(f"CONES_PROGRESS 0 1 {SEGMENTATION_STAGE}", flush=True)
     resample = getattr(args, "resample", False)
@@ -183,6 +191,8 @@ def segment_after_synthesis(
     )
     write_segmentation_sidecar(written, provenance, args.segment, used, overwrite=args.overwrite)
     print(f"segmentation ({', '.join(segmentation.labels.names[1:])}) written to {written}")
+    if used:
+        print(synthetic_segmentation_note(read_segmentation_info(segmentation.source), used))
     return written
 
 

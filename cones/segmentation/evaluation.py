@@ -34,7 +34,7 @@ from cones.evaluation.fitted import fit_baselines
 from cones.evaluation.linear import LearnedLinear
 from cones.inference import SynthesisOptions, synthesize_images
 from cones.metrics import wilcoxon_signed_rank
-from cones.segmentation.base import Imputation, SegmentationModel
+from cones.segmentation.base import Imputation, SegmentationModel, ValidationScores
 from cones.segmentation.labels import BratsRegion, detect_labels
 from cones.segmentation.metrics import score_regions
 from cones.sequences import Sequence, parse_sequence
@@ -47,7 +47,9 @@ __all__ = [
     "StandIn",
     "default_copy_source",
     "evaluate_segmentation",
+    "read_rows",
     "summary_markdown",
+    "validation_scores",
 ]
 
 _LOG = logging.getLogger(__name__)
@@ -279,6 +281,23 @@ def _segment(
     return model.segment(others, impute={missing: Imputation(condition.key)})
 
 
+def read_rows(path: str | os.PathLike[str]) -> list[SegmentationRow]:
+    """The rows of a ``segmentation.csv`` that :func:`evaluate_segmentation` wrote."""
+    with Path(path).open(newline="", encoding="utf-8") as stream:
+        return [
+            SegmentationRow(
+                row["case_id"],
+                row["condition"],
+                row["region"],
+                float(row["dice"]),
+                float(row["hd95"]),
+                int(row["reference_voxels"]),
+                int(row["predicted_voxels"]),
+            )
+            for row in csv.DictReader(stream)
+        ]
+
+
 def _write_csv(path: Path, rows: list[SegmentationRow]) -> None:
     with path.open("w", newline="", encoding="utf-8") as stream:
         writer = csv.DictWriter(stream, fieldnames=list(SegmentationRow.__dataclass_fields__))
@@ -337,6 +356,31 @@ def summary_markdown(
                 cells.append(f"{test.p_value:.3f} ({int(np.sum(first > second))}/{int(np.sum(first < second))})")
             lines.append(f"| {condition.title} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def validation_scores(
+    rows: SequenceOf[SegmentationRow],
+    condition: str,
+    synthesized: tuple[Sequence, ...] = (),
+    synthesis_model: str = "",
+) -> ValidationScores:
+    """The mean Dice and HD95 per region of one condition of the table, as a model card records them.
+
+    Raises:
+        ValueError: the rows hold no case of ``condition``.
+    """
+    regions = [region.value for region in BratsRegion]
+    dice = [_scores(rows, condition, region, "dice") for region in regions]
+    if not all(len(scores) for scores in dice):
+        raise ValueError(f"the rows hold no case of condition {condition!r}")
+    hd95 = [_scores(rows, condition, region, "hd95") for region in regions]
+    return ValidationScores(
+        synthesized,
+        synthesis_model,
+        len(dice[0]),
+        tuple(float(scores.mean()) for scores in dice),
+        tuple(float(np.nanmean(scores)) if np.isfinite(scores).any() else float("nan") for scores in hd95),
+    )
 
 
 def _scores(rows: SequenceOf[SegmentationRow], condition: str, region: str, metric: str) -> np.ndarray:

@@ -22,7 +22,17 @@ from cones.segmentation.nnunet import is_nnunet_folder, load_nnunet_segmentation
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["SegmentationBackend", "load_segmentation_model", "read_segmentation_info", "segmentation_backend"]
+__all__ = [
+    "BUNDLED_SEGMENTATION_MODEL",
+    "SegmentationBackend",
+    "load_segmentation_model",
+    "read_segmentation_info",
+    "segmentation_backend",
+]
+
+BUNDLED_SEGMENTATION_MODEL = Path(__file__).resolve().parents[2] / "Resources" / "Models" / "cones-seg-brats.pt"
+"""The tumour segmentation shipped with CoNeS (T1, T1ce, T2, FLAIR -> BraTS labels, trained on real BraTS
+cases): what ``cones synthesize --segment`` uses when no model is named."""
 
 _TORCHSCRIPT_ONLY = (".ts",)
 
@@ -102,4 +112,4 @@ def read_segmentation_info(path: str | os.PathLike[str]) -> SegmentationInfo:
         sidecar = read_sidecar(path)
         return SegmentationInfo(sidecar.sequences, LabelSet(sidecar.label_names, sidecar.label_values), path)
     card = read_segmentation_card(path)
-    return SegmentationInfo(card.sequences, card.labels, path)
+    return SegmentationInfo(card.sequences, card.labels, path, card.validation_scores)

@@ -38,7 +38,7 @@ from cones.data.discovery import CaseFiles, find_cases, require_sequences
 from cones.data.geometry import check_same_grid, to_canonical
 from cones.data.io import image_to_array, read_image
 from cones.device import resolve_device
-from cones.segmentation.base import InputNormalization
+from cones.segmentation.base import InputNormalization, foreground_window
 from cones.segmentation.builtin import (
     SegmentationCard,
     UNetConfig,
@@ -364,24 +364,16 @@ def _forget_log_after(path: Path, iteration: int) -> None:
 
 
 def _prepared(case: TrainingCase, config: SegmentationTrainingConfig) -> TrainingCase:
-    """The case cropped to its foreground's box, grown to at least one patch per axis, then padded if still smaller."""
-    patch_size = config.network.patch_size
-    found = np.argwhere(case.foreground)
-    if not len(found):
+    """The case cropped to its foreground's window (:func:`foreground_window`), padded if still under a patch."""
+    foreground = case.foreground | (case.classes > 0)
+    if not foreground.any():
         return _padded(case, config)
-    window = []
-    for low, high, size, side in zip(
-        found.min(axis=0), found.max(axis=0) + 1, patch_size, case.classes.shape, strict=True
-    ):
-        grow = max(0, size - (high - low))
-        begin = int(np.clip(low - grow // 2, 0, max(0, side - max(size, high - low))))
-        window.append(slice(begin, min(side, begin + max(size, high - low))))
-    offset = np.array([part.start for part in window])
+    window = foreground_window(foreground, config.network.patch_size)
     cropped = TrainingCase(
         np.ascontiguousarray(case.channels[(slice(None), *window)]),
-        np.ascontiguousarray(case.classes[tuple(window)]),
-        np.ascontiguousarray(case.foreground[tuple(window)]),
-        case.tumour - offset,
+        np.ascontiguousarray(case.classes[window]),
+        np.ascontiguousarray(case.foreground[window]),
+        case.tumour - np.array([part.start for part in window]),
     )
     return _padded(cropped, config)
 
