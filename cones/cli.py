@@ -291,8 +291,12 @@ def _synthesize_staged(args: argparse.Namespace) -> str:
 
 def _info(args: argparse.Namespace) -> None:
     from cones.checkpoint import describe_model
+    from cones.segmentation.builtin import describe_segmentation_model, is_segmentation_model_file
 
-    print(describe_model(args.model))
+    if is_segmentation_model_file(args.model):
+        print(describe_segmentation_model(args.model))
+    else:
+        print(describe_model(args.model))
 
 
 def _export(args: argparse.Namespace) -> None:
@@ -502,7 +506,7 @@ def build_parser() -> argparse.ArgumentParser:
     trust_cli.add_synthesize_options(synthesize)
     synthesize.set_defaults(handler=_synthesize)
 
-    info = commands.add_parser("info", help="describe a model file")
+    info = commands.add_parser("info", help="describe a model file (synthesis or segmentation)")
     info.add_argument("model")
     info.set_defaults(handler=_info)
 

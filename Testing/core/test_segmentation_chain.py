@@ -238,6 +238,23 @@ def test_the_validation_scores_is_a_copy_of_the_model_that_cannot_replace_it(seg
         ValidationScores((), "", 1, (1.5, 0.5, 0.5), (1.0,) * 3)
 
 
+def test_info_describes_a_segmentation_model_with_its_validation_scores(
+    tmp_path: Path, seg_model: Path, capsys: pytest.CaptureFixture
+) -> None:
+    scores = (ValidationScores((Sequence.T1CE,), "t1ce.pt", 4, (0.25, 0.5, 0.75), (30.0, 20.0, 10.0)),)
+    recorded = record_validation_scores(seg_model, tmp_path / "scored.pt", scores)
+    assert main(["info", str(recorded)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"CoNeS segmentation model {recorded}"
+    fields = dict(line.strip().split(":", 1) for line in lines[1:])
+    assert fields["segments"].strip() == "T1, T1ce, T2, FLAIR -> background 0, NCR 1, ED 2, ET 4"
+    assert fields["iterations"].strip() == "2"
+    assert fields["validation"].strip() == (
+        "4 cases, T1ce synthesized by t1ce.pt: Dice ET 0.25, TC 0.50, WT 0.75; HD95 ET 30.0 mm, TC 20.0 mm, WT 10.0 mm"
+    )
+    assert main(["info", str(tmp_path / "absent.pt")]) == 2
+
+
 def test_synthesize_segment_alone_uses_the_bundled_segmentation_model(
     tmp_path: Path, dataset: Path, synthesis_model: Path, capsys: pytest.CaptureFixture
 ) -> None:

@@ -47,6 +47,8 @@ __all__ = [
     "SegmentationCard",
     "UNetConfig",
     "build_unet",
+    "describe_segmentation_model",
+    "is_segmentation_model_file",
     "load_builtin_segmentation",
     "read_segmentation_card",
     "record_validation_scores",
@@ -277,3 +279,59 @@ def record_validation_scores(
         raise ValueError(f"{output} is the model itself; write the measured copy elsewhere")
     loaded = load_builtin_segmentation(model)
     return save_segmentation_model(output, loaded.network, replace(loaded.card, validation_scores=measured), overwrite)
+
+
+def is_segmentation_model_file(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` holds a built-in segmentation model (read without torch; False for anything unreadable)."""
+    try:
+        raw = unpickle_without_torch(Path(path))
+    except CheckpointError:
+        return False
+    return isinstance(raw, dict) and raw.get("format") == SEGMENTATION_FORMAT
+
+
+def describe_segmentation_model(path: str | os.PathLike[str]) -> str:
+    """What ``cones info`` prints of a segmentation model file: inputs, labels, network, origin, validation scores.
+
+    Raises:
+        CheckpointError: the file is refused (see :func:`load_builtin_segmentation`).
+    """
+    from cones.checkpoint.reading import _unpickle
+
+    path = Path(path)
+    raw = _unpickle(path)
+    card = _checked_card(path, raw)
+    provenance, network = card.provenance, card.network
+    parameters = sum(tensor.numel() for tensor in raw["network_state"].values())
+    shape = "x".join(map(str, network.patch_size))
+    labels = ", ".join(f"{name} {value}" for name, value in zip(card.label_names, card.label_values, strict=True))
+    rows = [
+        ("segments", f"{', '.join(seq.display_name for seq in card.sequences)} -> {labels}"),
+        ("network", f"3D U-Net, channels {'-'.join(map(str, network.channels))}, patch {shape}"),
+        ("parameters", f"{parameters:,}"),
+        ("normalization", card.normalization.method.value),
+        ("iterations", f"{provenance.iterations:,}"),
+        ("created", provenance.created),
+        ("git commit", provenance.git_commit or "not recorded"),
+        ("data fingerprint", provenance.data_fingerprint),
+        *[("earlier data", fingerprint) for fingerprint in provenance.earlier_data_fingerprints],
+        ("data", provenance.data_description or "not recorded"),
+        ("command", provenance.command or "not recorded"),
+        *[("validation", _describe_scores(scores)) for scores in card.validation_scores],
+        ("file size", f"{path.stat().st_size / 1e6:.1f} MB"),
+    ]
+    width = max(len(label) for label, _ in rows) + 2
+    return "\n".join(
+        [f"CoNeS segmentation model {path}", *(f"  {label + ':':<{width}}{value}" for label, value in rows)]
+    )
+
+
+def _describe_scores(scores: ValidationScores) -> str:
+    inputs = (
+        f"{', '.join(seq.display_name for seq in scores.synthesized)} synthesized by {scores.synthesis_model}"
+        if scores.synthesized
+        else "every sequence real"
+    )
+    regions = zip(("ET", "TC", "WT"), scores.hd95_mm, strict=True)
+    distances = ", ".join(f"{region} {value:.1f} mm" for region, value in regions)
+    return f"{scores.cases} cases, {inputs}: Dice {scores.describe()}; HD95 {distances}"
