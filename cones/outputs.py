@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import shutil
 import signal
@@ -43,6 +44,7 @@ __all__ = [
     "check_name_length",
     "check_output_file",
     "check_output_folder",
+    "forget_log_entries_after",
     "published_together",
     "same_file",
     "write_atomically",
@@ -63,6 +65,18 @@ class OutputExistsError(FileExistsError):
         when = " (it appeared while this command ran)" if appeared else ""
         super().__init__(f"{str(path)!r} already exists{when}; pass {OVERWRITE_FLAG} to replace it")
         self.path = path
+
+
+def forget_log_entries_after(path: Path, iteration: int) -> None:
+    """Drop the lines of a training run's ``log.jsonl`` written after ``iteration``, its last checkpoint.
+
+    A resumed run writes those iterations anew; without this its log would hold them twice, with
+    different losses. A missing log is left missing.
+    """
+    if path.is_file():
+        lines = path.read_text(encoding="utf-8").splitlines()
+        kept = [line for line in lines if json.loads(line)["iteration"] <= iteration]
+        path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
 
 
 def same_file(first: str | os.PathLike[str], second: str | os.PathLike[str]) -> bool:

@@ -38,6 +38,7 @@ from cones.data.discovery import CaseFiles, find_cases, require_sequences
 from cones.data.geometry import check_same_grid, to_canonical
 from cones.data.io import image_to_array, read_image
 from cones.device import resolve_device
+from cones.outputs import forget_log_entries_after
 from cones.segmentation.base import InputNormalization, foreground_window
 from cones.segmentation.builtin import (
     SegmentationCard,
@@ -247,7 +248,7 @@ def train_segmentation(
     loss_function = DiceCELoss(to_onehot_y=True, softmax=True)
     output.mkdir(parents=True, exist_ok=True)
     log_path = output / "log.jsonl"
-    _forget_log_after(log_path, done)
+    forget_log_entries_after(log_path, done)
 
     def save(iteration: int, seconds: float) -> Path:
         state = {
@@ -352,15 +353,6 @@ def _initial_network_state(
         raise ValueError(f"cannot start from {path}: it differs from this run in {'; '.join(differing)}")
     seen = (card.provenance.data_fingerprint, *card.provenance.earlier_data_fingerprints)
     return model.network.state_dict(), seen
-
-
-def _forget_log_after(path: Path, iteration: int) -> None:
-    """Drop the log lines a stopped run wrote after its last checkpoint; the resumed run writes them anew."""
-    if path.is_file():
-        kept = [
-            line for line in path.read_text(encoding="utf-8").splitlines() if json.loads(line)["iteration"] <= iteration
-        ]
-        path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
 
 
 def _prepared(case: TrainingCase, config: SegmentationTrainingConfig) -> TrainingCase:

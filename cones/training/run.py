@@ -42,7 +42,7 @@ from cones.device import resolve_device
 from cones.domain import TrainingDomain, measure_cases
 from cones.metrics import psnr, ssim
 from cones.model import PatchDiscriminator, build_discriminator, build_generator
-from cones.outputs import check_output_folder
+from cones.outputs import check_output_folder, forget_log_entries_after
 from cones.sequences import Sequence, parse_sequences
 from cones.training.config import TrainConfig
 from cones.training.distributed import DistributedContext, init_distributed, shutdown_distributed
@@ -188,13 +188,9 @@ class _RunLog:
                 handle.write(json.dumps(entry) + "\n")
 
     def forget_after(self, iteration: int) -> None:
-        """Drop the entries a stopped run wrote after its last checkpoint; the resumed run writes them anew.
-
-        Without this a resumed run's log would hold those iterations twice, with different losses.
-        """
-        if self.enabled and self.path.is_file():
-            kept = [line for line in self.path.read_text().splitlines() if json.loads(line)["iteration"] <= iteration]
-            self.path.write_text("".join(line + "\n" for line in kept))
+        """Drop the entries a stopped run wrote after its last checkpoint (:func:`forget_log_entries_after`)."""
+        if self.enabled:
+            forget_log_entries_after(self.path, iteration)
 
 
 def train(
